@@ -1,0 +1,41 @@
+# knext task runner (make is on every machine; just is not).
+
+.PHONY: all build test lint fmt bless render conformance bench ci
+
+# build the CLI (release)
+build:
+	cargo build --release
+
+# run the whole test suite
+test:
+	cargo test
+
+# clippy with warnings as errors, as CI runs it
+lint:
+	cargo clippy --all-targets -- -D warnings
+
+# format the code
+fmt:
+	cargo fmt --all
+
+# accept changed snapshots after reviewing them (then commit snapshots/)
+bless:
+	INSTA_UPDATE=always cargo test
+	git status --short snapshots/
+
+# render the bundled examples into out/examples
+render:
+	cargo run --release -- render examples/ -o out/examples
+
+# run the independent validators on the rendered examples
+conformance: render
+	CHECKOV_SKIP="$$(grep -oE '^\| `CKV_K8S_[0-9]+`' README.md | grep -oE 'CKV_K8S_[0-9]+' | paste -sd, -)" \
+	  bash ../shared/tools/conformance.sh out/
+
+# the rendering benchmark (10,000 apps); figures go to BENCHMARKS.md
+bench:
+	cargo bench --bench render
+
+# everything CI runs
+ci:
+	bash .ci/run

@@ -1,0 +1,187 @@
+//! knext's API: the `NextApp` resource, the Knative Service type knext renders, and shared constants.
+//!
+//! Shared with `build.rs` (included through `#[path]`): pure data and constants, no I/O. Shared code
+//! names only `crate::{api, policy, render, yaml}`.
+
+pub mod knative;
+pub mod nextapp;
+
+pub use knative::KnativeService;
+pub use nextapp::*;
+
+/// API group of knext's resources.
+pub const GROUP: &str = "apps.kn-next.dev";
+/// `apiVersion` of `NextApp`.
+pub const API_VERSION: &str = "apps.kn-next.dev/v1alpha1";
+/// Kind of the app resource.
+pub const KIND: &str = "NextApp";
+/// Field manager of every server-side apply knext performs.
+pub const FIELD_MANAGER: &str = "knext-operator";
+/// Value of `app.kubernetes.io/managed-by` on everything knext renders.
+pub const MANAGED_BY: &str = "knext";
+
+/// Label keys knext sets.
+pub mod labels {
+    /// Recommended label: the app's name.
+    pub const NAME: &str = "app.kubernetes.io/name";
+    /// Recommended label: the application this object is part of.
+    pub const PART_OF: &str = "app.kubernetes.io/part-of";
+    /// Recommended label: the tool managing the object (`knext`).
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    /// Recommended label: the object's role within the app.
+    pub const COMPONENT: &str = "app.kubernetes.io/component";
+    /// knext's own label naming the owning NextApp (used to find and prune children).
+    pub const APP: &str = "apps.kn-next.dev/app";
+    /// Build id stamped on the revision template (skew protection).
+    pub const BUILD_ID: &str = "apps.kn-next.dev/build-id";
+    /// Label Knative puts on the pods of a Service.
+    pub const KNATIVE_SERVICE: &str = "serving.knative.dev/service";
+    /// Namespaces labelled `"true"` may scrape app metrics (port 9091).
+    pub const METRICS_SCRAPE: &str = "knext.dev/metrics-scrape";
+    /// Preview marker label (`environment: preview`).
+    pub const ENVIRONMENT: &str = "environment";
+    /// Preview pull-request id label.
+    pub const PR_ID: &str = "pr-id";
+}
+
+/// Ports of the app pod that knext's NetworkPolicy and probes refer to.
+pub mod ports {
+    /// The port the app container listens on.
+    pub const APP: i32 = 3000;
+    /// Prometheus metrics of the app runtime (scrape annotation target).
+    pub const METRICS: i32 = 9091;
+    /// Knative queue-proxy ports the activator and ingress reach: HTTP/1, HTTP/2, HTTPS.
+    pub const QUEUE_HTTP: i32 = 8012;
+    /// Knative queue-proxy HTTP/2 port.
+    pub const QUEUE_HTTP2: i32 = 8013;
+    /// Knative queue-proxy HTTPS port.
+    pub const QUEUE_HTTPS: i32 = 8112;
+    /// Knative autoscaler queue metrics port.
+    pub const AUTOSCALING_METRICS: i32 = 9090;
+}
+
+/// Condition reasons shared by the validator and the operator.
+pub mod reasons {
+    /// The image reference is not digest-pinned or malformed.
+    pub const INVALID_IMAGE: &str = "InvalidImage";
+    /// Any other spec problem.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+}
+
+/// Defaults applied by the renderers when a field is unset (one place, so the validator checks the
+/// values the renderer will actually emit).
+pub mod defaults {
+    /// Knative containerConcurrency.
+    pub const CONTAINER_CONCURRENCY: i32 = 20;
+    /// Knative revision timeout (and pod termination grace period), seconds.
+    pub const TIMEOUT_SECONDS: i32 = 300;
+    /// Replica floor.
+    pub const MIN_SCALE: i32 = 0;
+    /// Replica ceiling, also when `scaling` is given without `maxScale`.
+    pub const MAX_SCALE: i32 = 10;
+    /// CPU request.
+    pub const CPU_REQUEST: &str = "250m";
+    /// Memory request.
+    pub const MEMORY_REQUEST: &str = "512Mi";
+    /// CPU limit.
+    pub const CPU_LIMIT: &str = "1000m";
+    /// Memory limit.
+    pub const MEMORY_LIMIT: &str = "1Gi";
+    /// Shallow health endpoint probed by readiness and liveness.
+    pub const HEALTH_CHECK_PATH: &str = "/api/health";
+    /// Numeric uid/gid of the `node` user in the official Node.js images.
+    pub const RUN_AS_ID: i64 = 1000;
+    /// Next.js cache directory of the standalone server in the official Docker example (`WORKDIR /app`).
+    pub const NEXT_CACHE_DIR: &str = "/app/.next/cache";
+    /// Namespace of a NextApp document without `metadata.namespace`.
+    pub const NAMESPACE: &str = "default";
+    /// Upper bound of the graceful-shutdown drain cap, milliseconds.
+    pub const SHUTDOWN_GRACE_MAX_MS: i64 = 25_000;
+    /// Time kept free between the drain cap and the pod's termination grace period (SIGKILL), seconds.
+    pub const SHUTDOWN_MARGIN_SECONDS: i64 = 5;
+    /// Smallest accepted `timeoutSeconds`: leaves at least 5 s of drain after the margin.
+    pub const MIN_TIMEOUT_SECONDS: i32 = 10;
+    /// Largest accepted `timeoutSeconds`.
+    pub const MAX_TIMEOUT_SECONDS: i32 = 3600;
+    /// Largest accepted `containerConcurrency` (Knative's default container-concurrency-max-limit).
+    pub const MAX_CONTAINER_CONCURRENCY: i32 = 1000;
+    /// `maxScale × poolMax` must stay at or below this many database connections.
+    pub const MAX_APP_DB_CONNECTIONS: i64 = 80;
+
+    /// The drain hard cap (`KNEXT_SHUTDOWN_GRACE_MS`) for a revision timeout: at most 25 s and always at
+    /// least [`SHUTDOWN_MARGIN_SECONDS`] below the termination grace period Knative derives from it.
+    pub fn shutdown_grace_ms(timeout_seconds: i32) -> i64 {
+        let room = (i64::from(timeout_seconds) - SHUTDOWN_MARGIN_SECONDS) * 1000;
+        room.clamp(0, SHUTDOWN_GRACE_MAX_MS)
+    }
+}
+
+/// Reads one YAML document as a NextApp, strictly: `apiVersion` and `kind` must name NextApp, and
+/// unknown fields anywhere in the spec are errors (with the location serde_yaml reports).
+pub fn parse_nextapp(
+    doc: &crate::yaml::parse::Document<'_>,
+) -> Result<NextApp, crate::yaml::parse::ParseError> {
+    use crate::yaml::parse::{ParseError, ParseErrorKind, from_document};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    /// The document form of a NextApp (kube's derived root type accepts any apiVersion/kind).
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Envelope {
+        api_version: String,
+        kind: String,
+        #[serde(default)]
+        metadata: ObjectMeta,
+        spec: NextAppSpec,
+        #[serde(default)]
+        status: Option<NextAppStatus>,
+    }
+    /// Only the type fields, to explain a document of another kind.
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct TypeMeta {
+        #[serde(default)]
+        api_version: Option<String>,
+        #[serde(default)]
+        kind: Option<String>,
+    }
+    let type_error = |api_version: Option<&str>, kind: Option<&str>| -> Option<ParseError> {
+        let (path, found) = if kind != Some(KIND) {
+            ("kind", kind)
+        } else if api_version != Some(API_VERSION) {
+            ("apiVersion", api_version)
+        } else {
+            return None;
+        };
+        Some(ParseError {
+            kind: ParseErrorKind::Schema,
+            line: None,
+            column: None,
+            path: Some(path.to_owned()),
+            message: match found {
+                Some(v) => format!("expected a {KIND} ({API_VERSION}), found {path} {v:?}"),
+                None => format!("is required: expected a {KIND} ({API_VERSION})"),
+            },
+        })
+    };
+    match from_document::<Envelope>(doc) {
+        Ok(e) => match type_error(Some(&e.api_version), Some(&e.kind)) {
+            Some(err) => Err(err),
+            None => Ok(NextApp {
+                metadata: e.metadata,
+                spec: e.spec,
+                status: e.status,
+            }),
+        },
+        Err(err) => {
+            // A document of another kind fails on its first foreign field; say what it really is.
+            if err.kind == ParseErrorKind::Schema
+                && let Ok(t) = from_document::<TypeMeta>(doc)
+                && let Some(type_err) = type_error(t.api_version.as_deref(), t.kind.as_deref())
+            {
+                return Err(type_err);
+            }
+            Err(err)
+        }
+    }
+}

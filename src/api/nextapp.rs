@@ -1,0 +1,527 @@
+//! The `NextApp` custom resource (`apps.kn-next.dev/v1alpha1`): spec and status types.
+//!
+//! Shared with `build.rs`: pure data, no I/O. Every field's `///` doc becomes its CRD description. Spec
+//! structs deny unknown fields, so a typo in a user's document is an error with a location instead of a
+//! silently ignored setting. New fields are `Option<T>` so existing documents stay valid.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A Next.js application served by Knative with scale to zero and security on by default.
+///
+/// knext turns one NextApp into a Knative Service `<name>`, a ServiceAccount `<name>-sa` and (unless
+/// `security.networkPolicy` is false) a NetworkPolicy `<name>-allow-ingress`.
+// NB: clippy reads the repeated `printcolumn(type_ = ..)` arguments as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "apps.kn-next.dev",
+    version = "v1alpha1",
+    kind = "NextApp",
+    plural = "nextapps",
+    singular = "nextapp",
+    namespaced,
+    status = "NextAppStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "A Next.js application served by Knative with scale to zero and security on by default.",
+    printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Ready')].status"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Revision",
+        type_ = "string",
+        json_path = ".status.observedRevision",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "ScaledToZero",
+        type_ = "boolean",
+        json_path = ".status.scaledToZero",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Degraded",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Degraded')].status",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "LastDeploy",
+        type_ = "date",
+        json_path = ".status.lastSuccessfulDeployTime",
+        priority = "1"
+    )
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NextAppSpec {
+    /// Container image of the app, pinned by digest: `registry/repo[:tag]@sha256:<64 lowercase hex>`.
+    /// Tag-only, `:latest` and untagged references are rejected.
+    pub image: String,
+
+    /// Autoscaling (Knative KPA) settings. Defaults: minScale 0, maxScale 10, containerConcurrency 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<ScalingSpec>,
+
+    /// CPU and memory requests and limits of the app container.
+    /// Defaults: requests 250m / 512Mi, limits 1000m / 1Gi.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourcesSpec>,
+
+    /// Object storage for build assets (surfaced to the app as environment variables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+
+    /// Shared (fleet-wide) cache used by the Next.js cache handler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSpec>,
+
+    /// On-demand revalidation queue. Kafka revalidation is inert in this release; Redis invalidation
+    /// through `knext serve` is fleet-wide already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revalidation: Option<RevalidationSpec>,
+
+    /// Secrets exposed to the app as environment variables. Secret values never appear in manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<SecretsSpec>,
+
+    /// Database connection strings from existing Secrets (`DATABASE_URL`, `DATABASE_URL_RO`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseSpec>,
+
+    /// Plain (non-secret) environment variables, emitted sorted by name. Names must match
+    /// `^[A-Za-z_][A-Za-z0-9_]*$`; reserved names (HOSTNAME, PORT, K_SERVICE, K_REVISION, K_CONFIGURATION)
+    /// and secret-bearing names (CACHE_INVALIDATE_TOKEN, DATABASE_URL, DATABASE_URL_RO) are rejected.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+
+    /// Metrics, real-user monitoring and tracing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observability: Option<ObservabilitySpec>,
+
+    /// HTTP path of the shallow health endpoint used by the readiness and liveness probes.
+    /// Default `/api/health`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_path: Option<String>,
+
+    /// Pull-request preview settings: a preview runs with at most one replica and scales to zero fast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PreviewSpec>,
+
+    /// JavaScript runtime of the standalone server. Default `node` (the image's CMD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<Runtime>,
+
+    /// Maximum request duration in seconds (Knative revision timeout, which Knative also uses as the pod's
+    /// termination grace period). Default 300; 10 to 3600. The graceful-shutdown hard cap is derived from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<i32>,
+
+    /// Security settings. Network isolation and a hardened container are on by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecuritySpec>,
+
+    /// Traffic pinning and canary rollout between revisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<TrafficSpec>,
+
+    /// Build identifier stamped on the revision template as label `apps.kn-next.dev/build-id`
+    /// (skew protection). Must be a valid label value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
+}
+
+/// Autoscaling settings, rendered as `autoscaling.knative.dev/*` annotations on the revision template.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScalingSpec {
+    /// Minimum number of replicas; 0 enables scale to zero. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_scale: Option<i32>,
+
+    /// Maximum number of replicas. Default 10 (also when `scaling` is given without it);
+    /// an explicit 0 means unbounded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_scale: Option<i32>,
+
+    /// Concurrent requests per replica (Knative containerConcurrency). Default 20; 1 to 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_concurrency: Option<i32>,
+
+    /// Database connections each replica's pool may open (`KNEXT_DB_POOL_MAX`). When set,
+    /// `maxScale × poolMax` must stay at or below 80 so the fleet cannot exhaust the database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_max: Option<i32>,
+
+    /// Pre-pull the image on every node. Applied by the operator; `knext render` does not emit the
+    /// prewarm DaemonSet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_prewarm: Option<bool>,
+
+    /// Cron windows during which the operator raises the replica floor. Applied at reconcile time;
+    /// `knext render` emits the base `minScale`. Cannot be combined with `traffic.revisionName`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warm_schedule: Vec<WarmWindow>,
+
+    /// Knative target burst capacity (`-1` = unlimited, `0` = off). Annotation only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_burst_capacity: Option<i32>,
+
+    /// Knative panic window as a percentage of the stable window, 1 to 100. Annotation only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panic_window_percentage: Option<i32>,
+
+    /// Knative panic threshold percentage, 110 to 1000. Annotation only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panic_threshold_percentage: Option<i32>,
+
+    /// How long the last replica stays after traffic stops: a Go duration in whole seconds, 0s to 1h
+    /// (for example `5m`). Annotation only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_delay: Option<String>,
+}
+
+/// A recurring window with a raised replica floor.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WarmWindow {
+    /// Window start: a 5-field cron expression (minute hour day-of-month month day-of-week) or a
+    /// descriptor such as `@daily`.
+    pub start: String,
+    /// Window end, same syntax as `start`.
+    pub end: String,
+    /// Replica floor inside the window; at least 1 and at most `maxScale` when bounded.
+    pub replicas: i32,
+    /// IANA time zone of the cron expressions, for example `Europe/Berlin`. Default `UTC`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+}
+
+/// Resource quantities of the app container. Each must be a positive Kubernetes quantity of at most
+/// 64 characters; a request may not exceed its limit.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourcesSpec {
+    /// CPU request. Default `250m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_request: Option<String>,
+    /// Memory request. Default `512Mi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_request: Option<String>,
+    /// CPU limit. Default `1000m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_limit: Option<String>,
+    /// Memory limit. Default `1Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<String>,
+}
+
+/// Object storage provider.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageProvider {
+    /// Google Cloud Storage.
+    Gcs,
+    /// Amazon S3.
+    S3,
+    /// MinIO (S3 compatible).
+    Minio,
+    /// Azure Blob Storage.
+    Azure,
+    /// Local filesystem (development).
+    Local,
+}
+
+impl StorageProvider {
+    /// The value as written in the spec and in `STORAGE_PROVIDER`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gcs => "gcs",
+            Self::S3 => "s3",
+            Self::Minio => "minio",
+            Self::Azure => "azure",
+            Self::Local => "local",
+        }
+    }
+}
+
+/// Object storage for build assets.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StorageSpec {
+    /// Provider: gcs, s3, minio, azure or local (`STORAGE_PROVIDER`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<StorageProvider>,
+    /// Bucket name (`GCS_BUCKET_NAME`, for every provider, as the existing runtime expects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// Bucket region (`CACHE_BUCKET_REGION`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Endpoint URL for S3-compatible stores (`S3_ENDPOINT`); credentials in the URL are rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+}
+
+/// Cache provider.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheProvider {
+    /// Redis, shared by every replica (and every app that uses the same key prefix).
+    Redis,
+    /// In-process memory, per replica.
+    Memory,
+}
+
+impl CacheProvider {
+    /// The value as written in the spec and in `CACHE_PROVIDER`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Redis => "redis",
+            Self::Memory => "memory",
+        }
+    }
+}
+
+/// The shared cache and its invalidation token.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CacheSpec {
+    /// Provider: redis or memory (`CACHE_PROVIDER`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<CacheProvider>,
+    /// Redis URL without credentials (`REDIS_URL`); put a URL with a password in a Secret and map it
+    /// with `secrets.envMap` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Key prefix of this app's cache entries (`REDIS_KEY_PREFIX`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
+    /// Secret holding the Bearer token of the cache-invalidation endpoint (`CACHE_INVALIDATE_TOKEN`).
+    /// Without it the endpoint refuses every request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalidate_token: Option<SecretKeySelector>,
+    /// Absolute path of the Next.js cache directory inside the image, mounted as a writable emptyDir
+    /// because the root filesystem is read-only. Default `/app/.next/cache`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+}
+
+/// Revalidation queue type.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RevalidationQueue {
+    /// Apache Kafka.
+    Kafka,
+}
+
+/// On-demand revalidation over a queue.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RevalidationSpec {
+    /// Queue type: kafka.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<RevalidationQueue>,
+    /// Kafka bootstrap server(s) (`KAFKA_BROKER_URL`); credentials in the URL are rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_broker_url: Option<String>,
+    /// Reserved: provisioning a KafkaSource is not implemented; the field is accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provision_kafka_source: Option<bool>,
+}
+
+/// A key of a Secret in the app's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretKeySelector {
+    /// Name of the Secret.
+    pub secret_name: String,
+    /// Key inside the Secret.
+    pub secret_key: String,
+}
+
+/// Secrets exposed as environment variables.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretsSpec {
+    /// Secrets whose every key becomes an environment variable (`envFrom.secretRef`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<String>,
+    /// Environment variable name → Secret key (`valueFrom.secretKeyRef`), emitted sorted by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env_map: BTreeMap<String, SecretKeySelector>,
+}
+
+/// Database connection strings from Secrets.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatabaseSpec {
+    /// Secret with the read-write connection string, exposed as `DATABASE_URL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<DatabaseSecretRef>,
+    /// Secret with the read-only connection string, exposed as `DATABASE_URL_RO`. Requires `secretRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ro_secret_ref: Option<DatabaseSecretRef>,
+}
+
+/// A Secret reference for a database connection string.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatabaseSecretRef {
+    /// Name of the Secret (a DNS-1123 subdomain).
+    pub name: String,
+    /// Key inside the Secret. Default `DATABASE_URL` (`DATABASE_URL_RO` for `roSecretRef`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// Metrics, real-user monitoring and tracing.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObservabilitySpec {
+    /// Master switch: Prometheus scrape annotations (port 9091) and `KN_APP_NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Real-user monitoring (web vitals beacon).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rum: Option<RumSpec>,
+    /// OpenTelemetry tracing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<TracingSpec>,
+}
+
+/// Real-user monitoring.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RumSpec {
+    /// Turn the web-vitals beacon on (`NEXT_PUBLIC_RUM_ENABLED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Fraction of page views that report, a decimal from 0 to 1 (`NEXT_PUBLIC_RUM_SAMPLE_RATE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<String>,
+}
+
+/// OpenTelemetry tracing.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TracingSpec {
+    /// Turn tracing on (`OTEL_TRACING_ENABLED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// OTLP endpoint URL without credentials (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Sampling ratio, a decimal from 0 to 1 (`OTEL_TRACES_SAMPLER_ARG`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<String>,
+}
+
+/// Pull-request preview.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PreviewSpec {
+    /// This app is a preview: max one replica, min zero, 30 s scale-to-zero retention, no scale-down delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Git branch of the preview (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// Pull-request id, stamped as label `pr-id` (a valid label value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr_id: Option<String>,
+}
+
+/// JavaScript runtime.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    /// Bun: the container runs `bun run server.js`.
+    Bun,
+    /// Node.js: the image's own CMD.
+    Node,
+}
+
+/// Security settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecuritySpec {
+    /// Render the `<name>-allow-ingress` NetworkPolicy. Unset or true: on; only an explicit false turns
+    /// network isolation off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<bool>,
+    /// Numeric user id the container runs as (must be non-zero). Default 1000, the `node` user of the
+    /// official Node.js images. Numeric, because the kubelet cannot verify a named USER as non-root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_user: Option<i64>,
+    /// Numeric group id the container runs as (must be non-zero). Default 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_group: Option<i64>,
+}
+
+/// Traffic pinning and canary.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrafficSpec {
+    /// Pin traffic to this revision (unset: the latest ready revision takes all traffic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_name: Option<String>,
+    /// Percentage of traffic sent to the latest revision while `revisionName` keeps the rest, 0 to 100.
+    /// Requires `revisionName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_percent: Option<i32>,
+}
+
+/// Observed state, written by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NextAppStatus {
+    /// Public URL of the app (from the Knative Service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Conditions: Ready, Degraded, Reconciling. Each carries `observedGeneration`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Traffic split as reported by Knative.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub current_traffic: Vec<TrafficStatus>,
+    /// Name of the bound database Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_secret_name: Option<String>,
+    /// Latest ready revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_revision: Option<String>,
+    /// Whether the latest ready revision has scaled to zero; unset when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaled_to_zero: Option<bool>,
+    /// When a new revision last became Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_deploy_time: Option<Time>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// One traffic target as reported by Knative.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficStatus {
+    /// Revision receiving this share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_name: Option<String>,
+    /// Share of traffic in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<i64>,
+    /// Whether this target follows the latest ready revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_revision: Option<bool>,
+}

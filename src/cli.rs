@@ -1,0 +1,223 @@
+//! The `knext` command line: argument parsing, reading inputs, printing diagnostics, exit codes.
+//!
+//! Exit codes: 0 success, 1 invalid input (a document that is not a valid NextApp), 2 usage, I/O or
+//! YAML syntax errors. Diagnostics go to stderr as `file:line:column: error: path: message`.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::pipeline::{self, Class, Source};
+use crate::render::RenderOptions;
+
+/// knext runs Next.js apps on Kubernetes with Knative: scale to zero, security on by default.
+///
+/// One NextApp resource (apps.kn-next.dev/v1alpha1) describes an app; knext renders it into a Knative
+/// Service, a ServiceAccount and a NetworkPolicy.
+#[derive(Debug, Parser)]
+#[command(name = "knext", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Render NextApp documents into Kubernetes manifests.
+    ///
+    /// Inputs are files, directories (walked recursively for *.yaml and *.yml, in sorted order) or `-`
+    /// for stdin, each holding one or more NextApp documents. Without -o the manifests go to stdout as
+    /// one multi-document YAML stream. With -o DIR they are written as a GitOps layout
+    /// DIR/<namespace>/<app>/{knative-service,service-account,network-policy,kustomization}.yaml plus
+    /// DIR/kustomization.yaml. Nothing is written unless every input is valid; files knext generated
+    /// earlier for apps no longer in the input are removed, anything else in DIR is left alone.
+    Render {
+        /// NextApp files, directories, or `-` for stdin.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Write a GitOps directory layout here instead of printing a stream.
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
+    /// Check NextApp documents with the same rules as render; prints nothing on success.
+    Validate {
+        /// NextApp files, directories, or `-` for stdin.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of a NextApp document (for editors, e.g. yaml-language-server).
+    Schema,
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match cli.command {
+        Command::Render { paths, output } => render(&paths, output.as_deref(), false),
+        Command::Validate { paths } => render(&paths, None, true),
+        Command::Schema => match serde_json::to_string_pretty(&crate::schema::nextapp_json_schema()) {
+            Ok(s) => print_stdout(&(s + "\n")),
+            Err(e) => fail(&format!("knext: failed to serialize the schema: {e}")),
+        },
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(2)
+}
+
+fn print_stdout(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`knext render | head`) is not worth a message.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("knext: cannot write to stdout: {e}")),
+    }
+}
+
+fn render(paths: &[PathBuf], output: Option<&Path>, check_only: bool) -> ExitCode {
+    let sources = match read_sources(paths) {
+        Ok(s) => s,
+        Err(message) => return fail(&message),
+    };
+    let opts = RenderOptions::default();
+    let mut written: std::io::Result<()> = Ok(());
+    let mut apps = Vec::new();
+    let diagnostics = if check_only || output.is_some() {
+        pipeline::render_each(&sources, &opts, |app| apps.push(app))
+    } else {
+        // Stream to stdout batch by batch; render_each calls the sink only once every input is valid.
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        let mut started = false;
+        let diagnostics = pipeline::render_each(&sources, &opts, |app| {
+            if !started {
+                started = true;
+                written = out.write_all(pipeline::header("NextApp documents").as_bytes());
+            }
+            if written.is_ok() {
+                written = out.write_all(app.text.as_bytes());
+            }
+        });
+        if written.is_ok() && pipeline::exit_code(&diagnostics) == 0 {
+            written = out.flush();
+        }
+        diagnostics
+    };
+
+    let mut stderr = std::io::stderr().lock();
+    for d in &diagnostics {
+        let _ = writeln!(stderr, "{d}");
+    }
+    let code = pipeline::exit_code(&diagnostics);
+    if code != 0 {
+        let errors = diagnostics.iter().filter(|d| d.class != Class::Warning).count();
+        let _ = writeln!(stderr, "knext: {errors} error(s); nothing was written");
+        return ExitCode::from(code);
+    }
+    drop(stderr);
+    match (written, output) {
+        // A closed pipe (`knext render | head`) is not worth a message.
+        (Err(e), _) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        (Err(e), _) => fail(&format!("knext: cannot write to stdout: {e}")),
+        (Ok(()), Some(dir)) if !check_only => {
+            let files = pipeline::gitops_files(&apps);
+            match crate::output::write_tree(dir, &files, pipeline::HEADER_PREFIX) {
+                Ok(report) => {
+                    eprintln!(
+                        "knext: {} app(s) into {}: {} written, {} unchanged, {} removed",
+                        apps.len(),
+                        dir.display(),
+                        report.written.len(),
+                        report.unchanged.len(),
+                        report.removed.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&format!("knext: {e}")),
+            }
+        }
+        (Ok(()), _) => ExitCode::SUCCESS,
+    }
+}
+
+/// Reads every input: files as given, directories recursively (sorted; *.yaml and *.yml), `-` as stdin.
+fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
+    let mut sources = Vec::new();
+    let mut stdin_used = false;
+    for path in paths {
+        if path.as_os_str() == "-" {
+            if stdin_used {
+                return Err("knext: `-` (stdin) given more than once".into());
+            }
+            stdin_used = true;
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| format!("knext: cannot read stdin: {e}"))?;
+            sources.push(Source {
+                name: "<stdin>".into(),
+                text,
+            });
+            continue;
+        }
+        let meta = std::fs::metadata(path).map_err(|e| format!("knext: {}: {e}", path.display()))?;
+        if meta.is_dir() {
+            let mut files = Vec::new();
+            walk(path, &mut files)?;
+            if files.is_empty() {
+                return Err(format!(
+                    "knext: {}: no *.yaml or *.yml files found",
+                    path.display()
+                ));
+            }
+            for f in files {
+                sources.push(read_file(&f)?);
+            }
+        } else {
+            sources.push(read_file(path)?);
+        }
+    }
+    Ok(sources)
+}
+
+fn read_file(path: &Path) -> Result<Source, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("knext: {}: {e}", path.display()))?;
+    Ok(Source {
+        name: path.display().to_string(),
+        text,
+    })
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| format!("knext: {}: {e}", dir.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("knext: {}: {e}", dir.display()))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        let kind = entry
+            .file_type()
+            .map_err(|e| format!("knext: {}: {e}", path.display()))?;
+        if hidden {
+            continue;
+        }
+        if kind.is_dir() {
+            walk(&path, files)?;
+        } else if path.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            files.push(path);
+        }
+    }
+    Ok(())
+}

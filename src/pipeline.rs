@@ -1,0 +1,487 @@
+//! The CLI's pipeline: sources → documents → NextApps → validation → manifests, with diagnostics that
+//! name `file:line:column` and the field path.
+//!
+//! Not shared with `build.rs` (it runs documents on a thread pool). Reading files is the caller's job;
+//! this module is pure apart from the thread pool, and its output order is the input order.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use rayon::prelude::*;
+
+use crate::api::{self, NextApp};
+use crate::policy::{self, Severity, ValidatedApp};
+use crate::render::{self, RenderOptions};
+use crate::yaml::parse::{self, Document, ParseErrorKind};
+use crate::yaml::spans::{self, SpanIndex};
+
+/// One input: its display name (a path, or `<stdin>`) and its text.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Name used in diagnostics.
+    pub name: String,
+    /// Full text.
+    pub text: String,
+}
+
+/// What kind of failure a diagnostic reports (decides the exit code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Not YAML, or unreadable: exit code 2.
+    Syntax,
+    /// Valid YAML that is not a valid NextApp: exit code 1.
+    Invalid,
+    /// A warning: rendering goes on.
+    Warning,
+}
+
+/// A message about one place of one input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Syntax error, invalid document or warning.
+    pub class: Class,
+    /// Source name.
+    pub file: String,
+    /// 1-based line and column, when known.
+    pub location: Option<(usize, usize)>,
+    /// Field path, when known.
+    pub path: Option<String>,
+    /// Kubernetes condition reason for validation problems (`InvalidImage`, `InvalidSpec`).
+    pub reason: Option<&'static str>,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some((line, column)) = self.location {
+            write!(f, ":{line}:{column}")?;
+        }
+        let level = if self.class == Class::Warning {
+            "warning"
+        } else {
+            "error"
+        };
+        write!(f, ": {level}")?;
+        if let Some(reason) = self.reason {
+            write!(f, " [{reason}]")?;
+        }
+        write!(f, ": ")?;
+        if let Some(path) = &self.path {
+            write!(f, "{path}: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// The rendered objects of one app, as one buffer of `---`-separated documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedApp {
+    /// Namespace of the app.
+    pub namespace: String,
+    /// Name of the app.
+    pub name: String,
+    /// Every object as `---\n<document>`, in render order (what the stream output concatenates).
+    pub text: String,
+    /// Each object: GitOps file stem and the byte range of its document in `text` (without `---`).
+    pub objects: Vec<(&'static str, std::ops::Range<usize>)>,
+}
+
+impl RenderedApp {
+    /// Each object's file stem and YAML document.
+    pub fn documents(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.objects
+            .iter()
+            .map(|(stem, range)| (*stem, &self.text[range.clone()]))
+    }
+}
+
+/// Everything a run produced: the apps (in input order) and every diagnostic.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Rendered apps, only meaningful when [`Outcome::exit_code`] is 0.
+    pub apps: Vec<RenderedApp>,
+    /// Errors and warnings in input order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Outcome {
+    /// See [`exit_code`].
+    pub fn exit_code(&self) -> u8 {
+        exit_code(&self.diagnostics)
+    }
+}
+
+/// 0 when nothing failed, 2 when any input was not YAML, else 1 when any document was invalid.
+pub fn exit_code(diagnostics: &[Diagnostic]) -> u8 {
+    if diagnostics.iter().any(|d| d.class == Class::Syntax) {
+        2
+    } else if diagnostics.iter().any(|d| d.class == Class::Invalid) {
+        1
+    } else {
+        0
+    }
+}
+
+/// Apps rendered per parallel batch when streaming: large enough to keep every core busy, small enough
+/// that output memory is reused instead of growing with the input.
+const CHUNK: usize = 512;
+
+/// Parses, validates and renders every NextApp document of `sources` and collects the result. Output
+/// is in input order; see [`render_each`].
+pub fn run(sources: &[Source], opts: &RenderOptions<'_>) -> Outcome {
+    let mut apps = Vec::new();
+    let diagnostics = render_each(sources, opts, |app| apps.push(app));
+    Outcome { apps, diagnostics }
+}
+
+/// Parses and validates every NextApp document of `sources` (blank documents are skipped; the same
+/// namespace/name twice is an error), and only if nothing is invalid renders them, handing each app to
+/// `sink` in input order. Documents are parsed, validated and rendered in parallel; rendering happens
+/// in batches so memory stays bounded by the parsed input, not the output. Returns every diagnostic.
+pub fn render_each(
+    sources: &[Source],
+    opts: &RenderOptions<'_>,
+    mut sink: impl FnMut(RenderedApp),
+) -> Vec<Diagnostic> {
+    let docs: Vec<(&Source, Document<'_>)> = sources
+        .iter()
+        .flat_map(|s| parse::split_documents(&s.text).into_iter().map(move |d| (s, d)))
+        .filter(|(_, d)| !d.is_blank())
+        .collect();
+    let parsed: Vec<Result<NextApp, Diagnostic>> = docs
+        .par_iter()
+        .map(|(src, doc)| parse_document(src, doc))
+        .collect();
+    let checked: Vec<(Option<ValidatedApp<'_>>, Vec<Diagnostic>)> = parsed
+        .par_iter()
+        .zip(docs.par_iter())
+        .map(|(parsed, (src, doc))| match parsed {
+            Err(d) => (None, vec![d.clone()]),
+            Ok(app) => match policy::validate(app) {
+                Ok((valid, report)) => (Some(valid), diagnostics(src, doc, &report)),
+                Err(report) => (None, diagnostics(src, doc, &report)),
+            },
+        })
+        .collect();
+
+    let mut out = Vec::new();
+    let mut valid = Vec::with_capacity(checked.len());
+    let mut seen: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for ((src, doc), (app, diags)) in docs.iter().zip(checked) {
+        out.extend(diags);
+        let Some(app) = app else { continue };
+        if let Some(first) = seen.insert((app.namespace(), app.name()), &src.name) {
+            out.push(Diagnostic {
+                class: Class::Invalid,
+                file: src.name.clone(),
+                location: locate(doc, "metadata.name"),
+                path: Some("metadata.name".into()),
+                reason: None,
+                message: format!(
+                    "NextApp {}/{} is defined twice (first in {first})",
+                    app.namespace(),
+                    app.name()
+                ),
+            });
+            continue;
+        }
+        valid.push((*src, app));
+    }
+    if out.iter().any(|d| d.class != Class::Warning) {
+        return out;
+    }
+    for chunk in valid.chunks(CHUNK) {
+        let rendered: Vec<Result<RenderedApp, Diagnostic>> = chunk
+            .par_iter()
+            .map(|(src, app)| render_one(src, app, opts))
+            .collect();
+        for r in rendered {
+            match r {
+                Ok(app) => sink(app),
+                Err(d) => {
+                    out.push(d);
+                    return out;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn parse_document(src: &Source, doc: &Document<'_>) -> Result<NextApp, Diagnostic> {
+    api::parse_nextapp(doc).map_err(|e| {
+        let location = match (e.line, e.column) {
+            (Some(l), Some(c)) => Some((l, c)),
+            _ => e.path.as_deref().and_then(|p| locate(doc, p)),
+        };
+        let class = if e.kind == ParseErrorKind::Syntax {
+            Class::Syntax
+        } else {
+            Class::Invalid
+        };
+        Diagnostic {
+            class,
+            file: src.name.clone(),
+            location,
+            path: e.path,
+            reason: None,
+            message: e.message,
+        }
+    })
+}
+
+fn render_one(
+    src: &Source,
+    app: &ValidatedApp<'_>,
+    opts: &RenderOptions<'_>,
+) -> Result<RenderedApp, Diagnostic> {
+    let manifests = render::app(app, opts);
+    let mut objects = Vec::with_capacity(manifests.len());
+    let mut out = String::with_capacity(4096);
+    for m in &manifests {
+        out.push_str("---\n");
+        let start = out.len();
+        // Unreachable for knext's own types; reported rather than panicking.
+        m.write_yaml(&mut out).map_err(|e| Diagnostic {
+            class: Class::Invalid,
+            file: src.name.clone(),
+            location: None,
+            path: None,
+            reason: None,
+            message: e.to_string(),
+        })?;
+        objects.push((m.file_stem(), start..out.len()));
+    }
+    Ok(RenderedApp {
+        namespace: app.namespace().to_owned(),
+        name: app.name().to_owned(),
+        text: out,
+        objects,
+    })
+}
+
+fn diagnostics(src: &Source, doc: &Document<'_>, report: &policy::Report) -> Vec<Diagnostic> {
+    if report.problems.is_empty() {
+        return Vec::new();
+    }
+    let index = SpanIndex::build(doc);
+    let mut out: Vec<Diagnostic> = report
+        .problems
+        .iter()
+        .map(|p| Diagnostic {
+            class: if p.severity == Severity::Error {
+                Class::Invalid
+            } else {
+                Class::Warning
+            },
+            file: src.name.clone(),
+            location: index
+                .as_ref()
+                .and_then(|i| i.locate(&spans::parse_path(&p.path)))
+                .map(|(l, _)| (l.line, l.column)),
+            path: Some(p.path.clone()),
+            reason: (p.severity == Severity::Error).then_some(p.reason),
+            message: p.message.clone(),
+        })
+        .collect();
+    // Report in reading order (stable, so problems at one place keep the validator's order).
+    out.sort_by_key(|d| d.location.unwrap_or((usize::MAX, usize::MAX)));
+    out
+}
+
+fn locate(doc: &Document<'_>, path: &str) -> Option<(usize, usize)> {
+    SpanIndex::build(doc)?
+        .locate(&spans::parse_path(path))
+        .map(|(l, _)| (l.line, l.column))
+}
+
+/// First line of every file knext generates; `knext render -o` recognises its own files by it.
+pub const HEADER_PREFIX: &str = "# Generated by knext";
+
+/// The header of a generated file.
+pub fn header(what: &str) -> String {
+    format!("{HEADER_PREFIX} from {what}. DO NOT EDIT: change the NextApp and run `knext render` again.\n")
+}
+
+/// Writes all apps as one multi-document stream (documents separated by `---`).
+pub fn stream(apps: &[RenderedApp], out: &mut String) {
+    out.push_str(&header("NextApp documents"));
+    for app in apps {
+        out.push_str(&app.text);
+    }
+}
+
+/// The GitOps layout: `<ns>/<app>/<object>.yaml`, `<ns>/<app>/kustomization.yaml` and a root
+/// `kustomization.yaml` listing every app directory. Paths are relative; contents carry the header.
+pub fn gitops_files(apps: &[RenderedApp]) -> BTreeMap<std::path::PathBuf, String> {
+    let mut files = BTreeMap::new();
+    let mut dirs = Vec::new();
+    for app in apps {
+        let dir = std::path::Path::new(&app.namespace).join(&app.name);
+        let what = format!("NextApp {}/{}", app.namespace, app.name);
+        let mut resources: Vec<String> = Vec::new();
+        for (stem, yaml) in app.documents() {
+            let file = format!("{stem}.yaml");
+            files.insert(dir.join(&file), format!("{}{yaml}", header(&what)));
+            resources.push(file);
+        }
+        resources.sort();
+        files.insert(dir.join("kustomization.yaml"), kustomization(&what, &resources));
+        dirs.push(format!("{}/{}", app.namespace, app.name));
+    }
+    if !apps.is_empty() {
+        dirs.sort();
+        files.insert(
+            "kustomization.yaml".into(),
+            kustomization("every rendered NextApp", &dirs),
+        );
+    }
+    files
+}
+
+fn kustomization(what: &str, resources: &[String]) -> String {
+    let mut out = header(what);
+    out.push_str("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n");
+    for r in resources {
+        out.push_str("- ");
+        crate::yaml::emit::write_str_scalar(&mut out, r);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn settings() -> insta::Settings {
+        let mut s = insta::Settings::clone_current();
+        s.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots"));
+        s.set_prepend_module_to_snapshot(false);
+        s
+    }
+
+    fn source(path: &Path) -> Source {
+        let name = path
+            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        Source {
+            name,
+            text: std::fs::read_to_string(path).unwrap(),
+        }
+    }
+
+    #[test]
+    fn valid_fixtures_render_to_their_snapshots() {
+        settings().bind(|| {
+            insta::glob!("../snapshots/inputs/valid", "*.yaml", |path| {
+                let outcome = run(&[source(path)], &RenderOptions::default());
+                assert_eq!(outcome.exit_code(), 0, "{:#?}", outcome.diagnostics);
+                let mut out = String::new();
+                for d in &outcome.diagnostics {
+                    out.push_str(&format!("# {d}\n"));
+                }
+                stream(&outcome.apps, &mut out);
+                insta::assert_snapshot!(out);
+            });
+        });
+    }
+
+    #[test]
+    fn invalid_fixtures_report_every_error_with_file_line_column() {
+        settings().bind(|| {
+            insta::glob!("../snapshots/inputs/invalid", "*.yaml", |path| {
+                let outcome = run(&[source(path)], &RenderOptions::default());
+                assert_ne!(outcome.exit_code(), 0);
+                assert!(outcome.apps.is_empty());
+                let mut out = format!("exit code {}\n", outcome.exit_code());
+                for d in &outcome.diagnostics {
+                    out.push_str(&format!("{d}\n"));
+                }
+                insta::assert_snapshot!(out);
+            });
+        });
+    }
+
+    #[test]
+    fn owner_references_appear_only_when_a_uid_is_supplied() {
+        let src = source(&Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots/inputs/valid/minimal.yaml"));
+        let plain = run(std::slice::from_ref(&src), &RenderOptions::default());
+        let owned = run(
+            &[src],
+            &RenderOptions {
+                owner_uid: Some("3d6e1a52-6a8c-4e34-9a1a-0c2b8f1b2c3d"),
+            },
+        );
+        for (_, yaml) in plain.apps[0].documents() {
+            assert!(!yaml.contains("ownerReferences"));
+        }
+        for (_, yaml) in owned.apps[0].documents() {
+            assert!(yaml.contains(
+                "ownerReferences:\n  - apiVersion: apps.kn-next.dev/v1alpha1\n    blockOwnerDeletion: true\n    \
+                 controller: true\n    kind: NextApp\n    name: minimal\n    uid: \"3d6e1a52-6a8c-4e34-9a1a-0c2b8f1b2c3d\"\n"
+            ), "{yaml}");
+        }
+    }
+
+    #[test]
+    fn the_same_app_twice_is_an_error_naming_both_places() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots/inputs/valid/minimal.yaml"),
+        )
+        .unwrap();
+        let a = Source {
+            name: "a.yaml".into(),
+            text: text.clone(),
+        };
+        let b = Source {
+            name: "b.yaml".into(),
+            text,
+        };
+        let outcome = run(&[a, b], &RenderOptions::default());
+        assert_eq!(outcome.exit_code(), 1);
+        assert_eq!(
+            outcome.diagnostics[0].to_string(),
+            "b.yaml:4:9: error: metadata.name: NextApp apps/minimal is defined twice (first in a.yaml)"
+        );
+    }
+
+    #[test]
+    fn documents_keep_their_order_and_line_numbers_in_a_stream() {
+        let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let mut text = String::new();
+        for i in 0..50 {
+            text.push_str(&format!(
+                "---\napiVersion: apps.kn-next.dev/v1alpha1\nkind: NextApp\nmetadata:\n  name: app-{i}\n  \
+                 namespace: ns\nspec:\n  image: ghcr.io/a/b@{digest}\n"
+            ));
+        }
+        text.push_str("---\napiVersion: apps.kn-next.dev/v1alpha1\nkind: NextApp\nmetadata:\n  name: bad\nspec:\n  image: x:latest\n");
+        let outcome = run(
+            &[Source {
+                name: "s.yaml".into(),
+                text: text.clone(),
+            }],
+            &RenderOptions::default(),
+        );
+        assert_eq!(outcome.diagnostics.len(), 1);
+        assert_eq!(outcome.diagnostics[0].location, Some((50 * 8 + 7, 10)));
+        let text = text.replace("x:latest", &format!("x@{digest}"));
+        let outcome = run(
+            &[Source {
+                name: "s.yaml".into(),
+                text,
+            }],
+            &RenderOptions::default(),
+        );
+        let names: Vec<_> = outcome.apps.iter().map(|a| a.name.clone()).collect();
+        let mut want: Vec<_> = (0..50).map(|i| format!("app-{i}")).collect();
+        want.push("bad".into());
+        assert_eq!(names, want);
+    }
+}

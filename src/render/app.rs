@@ -1,0 +1,564 @@
+//! Per-app renderers: the Knative Service, ServiceAccount and NetworkPolicy of one validated NextApp.
+//!
+//! Shared with `build.rs`; pure: no I/O, clock or randomness, `BTreeMap` only, so identical input gives
+//! byte-identical output. Built from k8s-openapi structs with `..Default::default()`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
+    HTTPGetAction, PodSpec, Probe, ResourceRequirements, SeccompProfile, SecretEnvSource, SecretKeySelector,
+    SecurityContext, ServiceAccount, Volume, VolumeMount,
+};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta, OwnerReference,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{Manifest, RenderOptions};
+use crate::api::knative::{
+    KnativeServiceSpec, RevisionSpec, RevisionTemplateSpec, TemplateMeta, TrafficTarget,
+};
+use crate::api::{
+    API_VERSION, KIND, KnativeService, MANAGED_BY, NextAppSpec, Runtime, defaults, labels, ports,
+};
+use crate::policy::ValidatedApp;
+
+/// Knative autoscaling annotation keys.
+mod annotations {
+    pub const MIN_SCALE: &str = "autoscaling.knative.dev/min-scale";
+    pub const MAX_SCALE: &str = "autoscaling.knative.dev/max-scale";
+    pub const TARGET_BURST_CAPACITY: &str = "autoscaling.knative.dev/target-burst-capacity";
+    pub const PANIC_WINDOW: &str = "autoscaling.knative.dev/panic-window-percentage";
+    pub const PANIC_THRESHOLD: &str = "autoscaling.knative.dev/panic-threshold-percentage";
+    pub const SCALE_DOWN_DELAY: &str = "autoscaling.knative.dev/scale-down-delay";
+    pub const RETENTION: &str = "autoscaling.knative.dev/scale-to-zero-pod-retention-period";
+}
+
+/// Renders the objects of one app, in a fixed order: Knative Service, ServiceAccount, NetworkPolicy.
+pub fn render(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> Vec<Manifest> {
+    let mut out = Vec::with_capacity(3);
+    out.push(Manifest::KnativeService(Box::new(build_knative_service(
+        app, opts,
+    ))));
+    out.push(Manifest::ServiceAccount(build_service_account(app, opts)));
+    if network_policy_enabled(app.spec()) {
+        out.push(Manifest::NetworkPolicy(build_network_policy(app, opts)));
+    }
+    out
+}
+
+/// Name of the app's ServiceAccount.
+pub fn service_account_name(app: &str) -> String {
+    format!("{app}-sa")
+}
+
+/// Name of the app's NetworkPolicy.
+pub fn network_policy_name(app: &str) -> String {
+    format!("{app}-allow-ingress")
+}
+
+/// Whether the NetworkPolicy is rendered: unless `security.networkPolicy` is explicitly false.
+pub fn network_policy_enabled(spec: &NextAppSpec) -> bool {
+    spec.security.as_ref().and_then(|s| s.network_policy) != Some(false)
+}
+
+fn is_preview(spec: &NextAppSpec) -> bool {
+    spec.preview.as_ref().is_some_and(|p| p.enabled == Some(true))
+}
+
+fn common_labels(app: &str, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::APP.to_owned(), app.to_owned()),
+        (labels::COMPONENT.to_owned(), component.to_owned()),
+        (labels::MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
+        (labels::NAME.to_owned(), app.to_owned()),
+        (labels::PART_OF.to_owned(), app.to_owned()),
+    ])
+}
+
+fn metadata(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>, name: String, component: &str) -> ObjectMeta {
+    let mut labels = common_labels(app.name(), component);
+    if let Some(p) = app.spec().preview.as_ref().filter(|p| p.enabled == Some(true)) {
+        labels.insert(labels::ENVIRONMENT.to_owned(), "preview".to_owned());
+        if let Some(id) = p.pr_id.as_deref().filter(|id| !id.is_empty()) {
+            labels.insert(labels::PR_ID.to_owned(), id.to_owned());
+        }
+    }
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(app.namespace().to_owned()),
+        labels: Some(labels),
+        owner_references: opts.owner_uid.map(|uid| {
+            vec![OwnerReference {
+                api_version: API_VERSION.to_owned(),
+                kind: KIND.to_owned(),
+                name: app.name().to_owned(),
+                uid: uid.to_owned(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            }]
+        }),
+        ..Default::default()
+    }
+}
+
+/// The ServiceAccount `<app>-sa`, with token automount off.
+pub fn build_service_account(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> ServiceAccount {
+    ServiceAccount {
+        metadata: metadata(app, opts, service_account_name(app.name()), "service-account"),
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    }
+}
+
+/// The NetworkPolicy `<app>-allow-ingress`: only Knative's data plane, same-namespace metrics and
+/// labelled scrapers reach the pods; the app port itself is reachable only through the queue-proxy.
+pub fn build_network_policy(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> NetworkPolicy {
+    let port = |p: i32| NetworkPolicyPort {
+        port: Some(IntOrString::Int(p)),
+        ..Default::default()
+    };
+    let knative_ports = [
+        ports::QUEUE_HTTP,
+        ports::QUEUE_HTTP2,
+        ports::QUEUE_HTTPS,
+        ports::AUTOSCALING_METRICS,
+        ports::METRICS,
+    ];
+    let rules = vec![
+        NetworkPolicyIngressRule {
+            from: Some(vec![NetworkPolicyPeer {
+                namespace_selector: Some(LabelSelector {
+                    match_expressions: Some(vec![LabelSelectorRequirement {
+                        key: "kubernetes.io/metadata.name".to_owned(),
+                        operator: "In".to_owned(),
+                        values: Some(vec!["knative-serving".to_owned(), "kourier-system".to_owned()]),
+                    }]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ports: Some(knative_ports.into_iter().map(port).collect()),
+        },
+        NetworkPolicyIngressRule {
+            from: Some(vec![NetworkPolicyPeer {
+                pod_selector: Some(LabelSelector::default()),
+                ..Default::default()
+            }]),
+            ports: Some(vec![port(ports::AUTOSCALING_METRICS), port(ports::METRICS)]),
+        },
+        NetworkPolicyIngressRule {
+            from: Some(vec![NetworkPolicyPeer {
+                namespace_selector: Some(LabelSelector {
+                    match_labels: Some(BTreeMap::from([(
+                        labels::METRICS_SCRAPE.to_owned(),
+                        "true".to_owned(),
+                    )])),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ports: Some(vec![port(ports::METRICS)]),
+        },
+    ];
+    NetworkPolicy {
+        metadata: metadata(app, opts, network_policy_name(app.name()), "network-policy"),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    labels::KNATIVE_SERVICE.to_owned(),
+                    app.name().to_owned(),
+                )])),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Ingress".to_owned()]),
+            ingress: Some(rules),
+            ..Default::default()
+        }),
+    }
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_owned(),
+                key: key.to_owned(),
+                optional: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The environment knext derives from the spec, in emission order, before Secret mappings and
+/// `spec.env`. The validator uses the same list to flag user entries that would collide.
+pub fn system_env(spec: &NextAppSpec, app_name: &str) -> Vec<EnvVar> {
+    let mut out = vec![env("HOSTNAME", "0.0.0.0"), env("NODE_ENV", "production")];
+    let timeout = spec.timeout_seconds.unwrap_or(defaults::TIMEOUT_SECONDS);
+    let mut buf = itoa::Buffer::new();
+    out.push(env(
+        "KNEXT_SHUTDOWN_GRACE_MS",
+        buf.format(defaults::shutdown_grace_ms(timeout)),
+    ));
+    if let Some(pool) = spec.scaling.as_ref().and_then(|s| s.pool_max).filter(|p| *p > 0) {
+        out.push(env("KNEXT_DB_POOL_MAX", buf.format(pool)));
+    }
+    if let Some(s) = &spec.storage
+        && let Some(provider) = s.provider
+    {
+        out.push(env("STORAGE_PROVIDER", provider.as_str()));
+        out.push(env("GCS_BUCKET_NAME", s.bucket.clone().unwrap_or_default()));
+        if let Some(r) = s.region.as_deref().filter(|r| !r.is_empty()) {
+            out.push(env("CACHE_BUCKET_REGION", r));
+        }
+        if let Some(e) = s.endpoint.as_deref().filter(|e| !e.is_empty()) {
+            out.push(env("S3_ENDPOINT", e));
+        }
+    }
+    if let Some(c) = &spec.cache {
+        if let Some(provider) = c.provider {
+            out.push(env("CACHE_PROVIDER", provider.as_str()));
+            out.push(env("REDIS_URL", c.url.clone().unwrap_or_default()));
+            if let Some(p) = c.key_prefix.as_deref().filter(|p| !p.is_empty()) {
+                out.push(env("REDIS_KEY_PREFIX", p));
+            }
+        }
+        if let Some(t) = &c.invalidate_token {
+            out.push(secret_env(
+                "CACHE_INVALIDATE_TOKEN",
+                &t.secret_name,
+                &t.secret_key,
+            ));
+        }
+    }
+    if let Some(r) = &spec.revalidation
+        && r.queue.is_some()
+    {
+        out.push(env(
+            "KAFKA_BROKER_URL",
+            r.kafka_broker_url.clone().unwrap_or_default(),
+        ));
+        out.push(env(
+            "KAFKA_REVALIDATION_TOPIC",
+            format!("{app_name}-revalidation"),
+        ));
+    }
+    if let Some(o) = spec.observability.as_ref().filter(|o| o.enabled == Some(true)) {
+        out.push(env("KN_APP_NAME", app_name));
+        if let Some(rum) = o.rum.as_ref().filter(|r| r.enabled == Some(true)) {
+            out.push(env("NEXT_PUBLIC_RUM_ENABLED", "true"));
+            if let Some(rate) = rum.sample_rate.as_deref().filter(|r| !r.is_empty()) {
+                out.push(env("NEXT_PUBLIC_RUM_SAMPLE_RATE", rate));
+            }
+        }
+        if let Some(t) = o.tracing.as_ref().filter(|t| t.enabled == Some(true)) {
+            out.push(env("OTEL_TRACING_ENABLED", "true"));
+            if let Some(e) = t.endpoint.as_deref().filter(|e| !e.is_empty()) {
+                out.push(env("OTEL_EXPORTER_OTLP_ENDPOINT", e));
+            }
+            if let Some(r) = t.sample_rate.as_deref().filter(|r| !r.is_empty()) {
+                out.push(env("OTEL_TRACES_SAMPLER_ARG", r));
+            }
+        }
+    }
+    if let Some(db) = &spec.database {
+        if let Some(r) = &db.secret_ref {
+            out.push(secret_env(
+                "DATABASE_URL",
+                &r.name,
+                r.key.as_deref().unwrap_or("DATABASE_URL"),
+            ));
+        }
+        if let Some(r) = &db.ro_secret_ref {
+            out.push(secret_env(
+                "DATABASE_URL_RO",
+                &r.name,
+                r.key.as_deref().unwrap_or("DATABASE_URL_RO"),
+            ));
+        }
+    }
+    out
+}
+
+/// Names of [`system_env`] for a spec (static: they do not depend on the app's name).
+pub fn system_env_names(spec: &NextAppSpec) -> Vec<&'static str> {
+    const ALL: [&str; 22] = [
+        "HOSTNAME",
+        "NODE_ENV",
+        "KNEXT_SHUTDOWN_GRACE_MS",
+        "KNEXT_DB_POOL_MAX",
+        "STORAGE_PROVIDER",
+        "GCS_BUCKET_NAME",
+        "CACHE_BUCKET_REGION",
+        "S3_ENDPOINT",
+        "CACHE_PROVIDER",
+        "REDIS_URL",
+        "REDIS_KEY_PREFIX",
+        "CACHE_INVALIDATE_TOKEN",
+        "KAFKA_BROKER_URL",
+        "KAFKA_REVALIDATION_TOPIC",
+        "KN_APP_NAME",
+        "NEXT_PUBLIC_RUM_ENABLED",
+        "NEXT_PUBLIC_RUM_SAMPLE_RATE",
+        "OTEL_TRACING_ENABLED",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_TRACES_SAMPLER_ARG",
+        "DATABASE_URL",
+        "DATABASE_URL_RO",
+    ];
+    let present = system_env(spec, "x");
+    ALL.into_iter()
+        .filter(|n| present.iter().any(|e| e.name == *n))
+        .collect()
+}
+
+/// The full container environment: system env, Secret mappings (sorted), then `spec.env` (sorted) minus
+/// entries that collide with an earlier name.
+fn container_env(spec: &NextAppSpec, app_name: &str) -> Vec<EnvVar> {
+    let mut out = system_env(spec, app_name);
+    if let Some(s) = &spec.secrets {
+        for (name, sel) in &s.env_map {
+            out.push(secret_env(name, &sel.secret_name, &sel.secret_key));
+        }
+    }
+    let taken: Vec<String> = out.iter().map(|e| e.name.clone()).collect();
+    for (name, value) in &spec.env {
+        if !taken.iter().any(|t| t == name) {
+            out.push(env(name, value.clone()));
+        }
+    }
+    out
+}
+
+fn template_annotations(spec: &NextAppSpec) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::new();
+    let s = spec.scaling.clone().unwrap_or_default();
+    let preview = is_preview(spec);
+    let mut put = |k: &str, v: String| {
+        a.insert(k.to_owned(), v);
+    };
+    let min = if preview {
+        0
+    } else {
+        s.min_scale.unwrap_or(defaults::MIN_SCALE)
+    };
+    let max = if preview {
+        1
+    } else {
+        s.max_scale.unwrap_or(defaults::MAX_SCALE)
+    };
+    put(annotations::MIN_SCALE, min.to_string());
+    put(annotations::MAX_SCALE, max.to_string());
+    if let Some(v) = s.target_burst_capacity {
+        put(annotations::TARGET_BURST_CAPACITY, v.to_string());
+    }
+    if let Some(v) = s.panic_window_percentage {
+        put(annotations::PANIC_WINDOW, v.to_string());
+    }
+    if let Some(v) = s.panic_threshold_percentage {
+        put(annotations::PANIC_THRESHOLD, v.to_string());
+    }
+    if preview {
+        put(annotations::RETENTION, "30s".to_owned());
+    } else if let Some(d) = s.scale_down_delay {
+        put(annotations::SCALE_DOWN_DELAY, d);
+    }
+    if spec
+        .observability
+        .as_ref()
+        .is_some_and(|o| o.enabled == Some(true))
+    {
+        put("prometheus.io/scrape", "true".to_owned());
+        put("prometheus.io/port", ports::METRICS.to_string());
+        put("prometheus.io/path", "/metrics".to_owned());
+    }
+    a
+}
+
+fn probe(path: &str, initial_delay: Option<i32>, period: Option<i32>) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::Int(ports::APP),
+            ..Default::default()
+        }),
+        initial_delay_seconds: initial_delay,
+        period_seconds: period,
+        ..Default::default()
+    }
+}
+
+fn resources(spec: &NextAppSpec) -> ResourceRequirements {
+    let r = spec.resources.clone().unwrap_or_default();
+    let q = |v: Option<String>, d: &str| Quantity(v.unwrap_or_else(|| d.to_owned()));
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), q(r.cpu_request, defaults::CPU_REQUEST)),
+            ("memory".to_owned(), q(r.memory_request, defaults::MEMORY_REQUEST)),
+        ])),
+        limits: Some(BTreeMap::from([
+            ("cpu".to_owned(), q(r.cpu_limit, defaults::CPU_LIMIT)),
+            ("memory".to_owned(), q(r.memory_limit, defaults::MEMORY_LIMIT)),
+        ])),
+        ..Default::default()
+    }
+}
+
+fn security_context(spec: &NextAppSpec) -> SecurityContext {
+    let sec = spec.security.clone().unwrap_or_default();
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            add: None,
+        }),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        run_as_user: Some(sec.run_as_user.unwrap_or(defaults::RUN_AS_ID)),
+        run_as_group: Some(sec.run_as_group.unwrap_or(defaults::RUN_AS_ID)),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_owned(),
+            localhost_profile: None,
+        }),
+        ..Default::default()
+    }
+}
+
+fn traffic(spec: &NextAppSpec) -> Vec<TrafficTarget> {
+    let Some(t) = &spec.traffic else { return Vec::new() };
+    let Some(rev) = t.revision_name.as_deref().filter(|r| !r.is_empty()) else {
+        return Vec::new();
+    };
+    let canary = i64::from(t.canary_percent.unwrap_or(0));
+    let pinned = |percent| TrafficTarget {
+        revision_name: Some(rev.to_owned()),
+        latest_revision: false,
+        percent,
+    };
+    if canary <= 0 {
+        vec![pinned(100)]
+    } else {
+        vec![
+            pinned(100 - canary),
+            TrafficTarget {
+                revision_name: None,
+                latest_revision: true,
+                percent: canary,
+            },
+        ]
+    }
+}
+
+/// The Knative Service `<app>`.
+pub fn build_knative_service(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> KnativeService {
+    let spec = app.spec();
+    let health = spec
+        .health_check_path
+        .as_deref()
+        .unwrap_or(defaults::HEALTH_CHECK_PATH);
+    let cache_dir = spec
+        .cache
+        .as_ref()
+        .and_then(|c| c.dir.clone())
+        .unwrap_or(defaults::NEXT_CACHE_DIR.into());
+    let env_from: Vec<EnvFromSource> = spec
+        .secrets
+        .as_ref()
+        .map(|s| {
+            s.env_from
+                .iter()
+                .map(|name| EnvFromSource {
+                    secret_ref: Some(SecretEnvSource {
+                        name: name.clone(),
+                        optional: None,
+                    }),
+                    ..Default::default()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let container = Container {
+        name: "app".to_owned(),
+        image: Some(spec.image.clone()),
+        command: (spec.runtime == Some(Runtime::Bun))
+            .then(|| vec!["bun".to_owned(), "run".to_owned(), "server.js".to_owned()]),
+        ports: Some(vec![ContainerPort {
+            container_port: ports::APP,
+            ..Default::default()
+        }]),
+        env: Some(container_env(spec, app.name())),
+        env_from: (!env_from.is_empty()).then_some(env_from),
+        resources: Some(resources(spec)),
+        readiness_probe: Some(probe(health, None, None)),
+        liveness_probe: Some(probe(health, Some(5), Some(10))),
+        security_context: Some(security_context(spec)),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "next-cache".to_owned(),
+                mount_path: cache_dir,
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "tmp".to_owned(),
+                mount_path: "/tmp".to_owned(),
+                ..Default::default()
+            },
+        ]),
+        ..Default::default()
+    };
+    let empty_dir = |name: &str| Volume {
+        name: name.to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    };
+    let mut template_labels = common_labels(app.name(), "web");
+    if let Some(b) = spec.build_id.as_deref().filter(|b| !b.is_empty()) {
+        template_labels.insert(labels::BUILD_ID.to_owned(), b.to_owned());
+    }
+    KnativeService::new(
+        metadata(app, opts, app.name().to_owned(), "web"),
+        KnativeServiceSpec {
+            template: RevisionTemplateSpec {
+                metadata: TemplateMeta {
+                    annotations: template_annotations(spec),
+                    labels: template_labels,
+                },
+                spec: RevisionSpec {
+                    container_concurrency: Some(i64::from(
+                        spec.scaling
+                            .as_ref()
+                            .and_then(|s| s.container_concurrency)
+                            .unwrap_or(defaults::CONTAINER_CONCURRENCY),
+                    )),
+                    timeout_seconds: Some(i64::from(
+                        spec.timeout_seconds.unwrap_or(defaults::TIMEOUT_SECONDS),
+                    )),
+                    pod: PodSpec {
+                        automount_service_account_token: Some(false),
+                        service_account_name: Some(service_account_name(app.name())),
+                        containers: vec![container],
+                        volumes: Some(vec![empty_dir("next-cache"), empty_dir("tmp")]),
+                        ..Default::default()
+                    },
+                },
+            },
+            traffic: traffic(spec),
+        },
+    )
+}

@@ -1,0 +1,107 @@
+//! Pure renderers: validated NextApps in, typed Kubernetes objects and their YAML out.
+//!
+//! Shared with `build.rs`; no I/O, clock, environment or randomness. The same functions serve the CLI,
+//! snapshots, users' build scripts and the operator, so every entry point emits identical objects.
+
+pub mod app;
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::api::KnativeService;
+use crate::policy::ValidatedApp;
+use crate::yaml::emit;
+
+/// Inputs of a render that do not come from the NextApp itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RenderOptions<'a> {
+    /// UID of the live NextApp. When set (the operator), every object gets a controller owner reference
+    /// to it; GitOps output leaves it unset.
+    pub owner_uid: Option<&'a str>,
+}
+
+/// One rendered Kubernetes object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Manifest {
+    /// `serving.knative.dev/v1` Service.
+    KnativeService(Box<KnativeService>),
+    /// `v1` ServiceAccount.
+    ServiceAccount(ServiceAccount),
+    /// `networking.k8s.io/v1` NetworkPolicy.
+    NetworkPolicy(NetworkPolicy),
+}
+
+/// Error of the YAML output path.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to write {kind} {name} as YAML: {source}")]
+pub struct Error {
+    kind: &'static str,
+    name: String,
+    #[source]
+    source: emit::EmitError,
+}
+
+impl Manifest {
+    /// `apiVersion`.
+    pub fn api_version(&self) -> &'static str {
+        match self {
+            Self::KnativeService(_) => crate::api::knative::API_VERSION,
+            Self::ServiceAccount(_) => "v1",
+            Self::NetworkPolicy(_) => "networking.k8s.io/v1",
+        }
+    }
+
+    /// `kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::KnativeService(_) => "Service",
+            Self::ServiceAccount(_) => "ServiceAccount",
+            Self::NetworkPolicy(_) => "NetworkPolicy",
+        }
+    }
+
+    /// File stem used in GitOps layouts (`knative-service`, `service-account`, `network-policy`).
+    pub fn file_stem(&self) -> &'static str {
+        match self {
+            Self::KnativeService(_) => "knative-service",
+            Self::ServiceAccount(_) => "service-account",
+            Self::NetworkPolicy(_) => "network-policy",
+        }
+    }
+
+    /// Object metadata.
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Self::KnativeService(s) => &s.metadata,
+            Self::ServiceAccount(s) => &s.metadata,
+            Self::NetworkPolicy(p) => &p.metadata,
+        }
+    }
+
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        self.metadata().name.as_deref().unwrap_or_default()
+    }
+
+    /// Appends the object as one YAML document (no `---`) to `out`. On error `out` holds partial text
+    /// and must be discarded.
+    pub fn write_yaml(&self, out: &mut String) -> Result<(), Error> {
+        let result = match self {
+            Self::KnativeService(s) => emit::write(out, s.as_ref()),
+            // k8s-openapi's own Serialize writes apiVersion and kind for built-in types.
+            Self::ServiceAccount(s) => emit::write(out, s),
+            Self::NetworkPolicy(p) => emit::write(out, p),
+        };
+        result.map_err(|source| Error {
+            kind: self.kind(),
+            name: self.name().to_owned(),
+            source,
+        })
+    }
+}
+
+/// Renders one validated app with the per-app renderers.
+pub fn app(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> Vec<Manifest> {
+    app::render(app, opts)
+}

@@ -1,0 +1,59 @@
+//! JSON Schema of NextApp documents for editors, derived from the CRD's openAPIV3Schema (one source:
+//! the Rust types).
+
+use kube::CustomResourceExt;
+use serde_json::{Value, json};
+
+use crate::api::{API_VERSION, KIND, NextApp};
+
+/// A draft-07 JSON Schema of a NextApp document: the CRD schema with `apiVersion`/`kind` pinned and
+/// Kubernetes' `nullable` turned into JSON Schema null types.
+pub fn nextapp_json_schema() -> Value {
+    let crd = NextApp::crd();
+    let mut schema = crd
+        .spec
+        .versions
+        .first()
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or_else(|| json!({"type": "object"}));
+    nullable_to_types(&mut schema);
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert("$schema".into(), json!("http://json-schema.org/draft-07/schema#"));
+        obj.insert(
+            "$id".into(),
+            json!("https://kn-next.dev/schemas/nextapp-v1alpha1.json"),
+        );
+        obj.insert("title".into(), json!(KIND));
+        let props = obj.entry("properties").or_insert_with(|| json!({}));
+        if let Some(p) = props.as_object_mut() {
+            p.insert(
+                "apiVersion".into(),
+                json!({"type": "string", "enum": [API_VERSION]}),
+            );
+            p.insert("kind".into(), json!({"type": "string", "enum": [KIND]}));
+            p.insert("metadata".into(), json!({"type": "object"}));
+        }
+        obj.insert(
+            "required".into(),
+            json!(["apiVersion", "kind", "metadata", "spec"]),
+        );
+    }
+    schema
+}
+
+fn nullable_to_types(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if map.remove("nullable") == Some(Value::Bool(true))
+                && let Some(Value::String(t)) = map.get("type").cloned()
+            {
+                map.insert("type".into(), json!([t, "null"]));
+            }
+            map.values_mut().for_each(nullable_to_types);
+        }
+        Value::Array(items) => items.iter_mut().for_each(nullable_to_types),
+        _ => {}
+    }
+}
