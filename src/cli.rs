@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::pipeline::{self, Class, Source};
 use crate::render::RenderOptions;
+use crate::render::layout;
 
 /// knext runs Next.js apps on Kubernetes with Knative: scale to zero, security on by default.
 ///
@@ -63,7 +64,7 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Render { paths, output } => render(&paths, output.as_deref(), false),
         Command::Validate { paths } => render(&paths, None, true),
-        Command::Schema => match serde_json::to_string_pretty(&crate::schema::nextapp_json_schema()) {
+        Command::Schema => match serde_json::to_string_pretty(&crate::api::schema::nextapp_json_schema()) {
             Ok(s) => print_stdout(&(s + "\n")),
             Err(e) => fail(&format!("knext: failed to serialize the schema: {e}")),
         },
@@ -102,7 +103,8 @@ fn render(paths: &[PathBuf], output: Option<&Path>, check_only: bool) -> ExitCod
         let diagnostics = pipeline::render_each(&sources, &opts, |app| {
             if !started {
                 started = true;
-                written = out.write_all(pipeline::header("NextApp documents").as_bytes());
+                written =
+                    out.write_all(pipeline::header("NextApp documents", layout::REGENERATE_CLI).as_bytes());
             }
             if written.is_ok() {
                 written = out.write_all(app.text.as_bytes());
@@ -130,7 +132,7 @@ fn render(paths: &[PathBuf], output: Option<&Path>, check_only: bool) -> ExitCod
         (Err(e), _) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         (Err(e), _) => fail(&format!("knext: cannot write to stdout: {e}")),
         (Ok(()), Some(dir)) if !check_only => {
-            let files = pipeline::gitops_files(&apps);
+            let files = pipeline::gitops_files(&apps, layout::REGENERATE_CLI);
             match crate::output::write_tree(dir, &files, pipeline::HEADER_PREFIX) {
                 Ok(report) => {
                     eprintln!(

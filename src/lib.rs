@@ -14,5 +14,4 @@ pub mod output;
 pub mod pipeline;
 pub mod policy;
 pub mod render;
-pub mod schema;
 pub mod yaml;

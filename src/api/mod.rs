@@ -5,6 +5,7 @@
 
 pub mod knative;
 pub mod nextapp;
+pub mod schema;
 
 pub use knative::KnativeService;
 pub use nextapp::*;

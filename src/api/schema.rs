@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use crate::api::{API_VERSION, KIND, NextApp};
 
-/// A draft-07 JSON Schema of a NextApp document: the CRD schema with `apiVersion`/`kind` pinned and
-/// Kubernetes' `nullable` turned into JSON Schema null types.
+/// A draft-07 JSON Schema of a NextApp document: the CRD schema with `apiVersion`/`kind` pinned,
+/// Kubernetes' `nullable` turned into JSON Schema null types, and unknown spec fields rejected.
 pub fn nextapp_json_schema() -> Value {
     let crd = NextApp::crd();
     let mut schema = crd
@@ -19,6 +19,9 @@ pub fn nextapp_json_schema() -> Value {
         .and_then(|s| serde_json::to_value(s).ok())
         .unwrap_or_else(|| json!({"type": "object"}));
     nullable_to_types(&mut schema);
+    if let Some(spec) = schema.pointer_mut("/properties/spec") {
+        strict(spec);
+    }
     if let Some(obj) = schema.as_object_mut() {
         obj.insert("$schema".into(), json!("http://json-schema.org/draft-07/schema#"));
         obj.insert(
@@ -41,6 +44,21 @@ pub fn nextapp_json_schema() -> Value {
         );
     }
     schema
+}
+
+/// Objects with declared properties accept no others, as knext's parser (`deny_unknown_fields`) does;
+/// editors then flag typos too. Maps (`additionalProperties` schemas) keep their value schema.
+fn strict(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+                map.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            map.values_mut().for_each(strict);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strict),
+        _ => {}
+    }
 }
 
 fn nullable_to_types(v: &mut Value) {
