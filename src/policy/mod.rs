@@ -499,7 +499,7 @@ impl Validator {
                     &path,
                     format!("{name} is already provisioned by {field}; remove one of them"),
                 );
-            } else if system.contains(&name.as_str()) {
+            } else if system.contains(name) {
                 self.error(
                     &path,
                     format!("{name} is set by knext from the spec; choose another name"),
@@ -527,7 +527,7 @@ impl Validator {
                     &path,
                     format!("{name} is also mapped from a Secret in spec.secrets.envMap; remove one of them"),
                 );
-            } else if system.contains(&name.as_str()) {
+            } else if system.contains(name) {
                 self.warn(
                     &path,
                     format!("{name} is set by knext from the spec; this entry is ignored"),

@@ -296,36 +296,10 @@ pub fn system_env(spec: &NextAppSpec, app_name: &str) -> Vec<EnvVar> {
     out
 }
 
-/// Names of [`system_env`] for a spec (static: they do not depend on the app's name).
-pub fn system_env_names(spec: &NextAppSpec) -> Vec<&'static str> {
-    const ALL: [&str; 22] = [
-        "HOSTNAME",
-        "NODE_ENV",
-        "KNEXT_SHUTDOWN_GRACE_MS",
-        "KNEXT_DB_POOL_MAX",
-        "STORAGE_PROVIDER",
-        "GCS_BUCKET_NAME",
-        "CACHE_BUCKET_REGION",
-        "S3_ENDPOINT",
-        "CACHE_PROVIDER",
-        "REDIS_URL",
-        "REDIS_KEY_PREFIX",
-        "CACHE_INVALIDATE_TOKEN",
-        "KAFKA_BROKER_URL",
-        "KAFKA_REVALIDATION_TOPIC",
-        "KN_APP_NAME",
-        "NEXT_PUBLIC_RUM_ENABLED",
-        "NEXT_PUBLIC_RUM_SAMPLE_RATE",
-        "OTEL_TRACING_ENABLED",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_TRACES_SAMPLER_ARG",
-        "DATABASE_URL",
-        "DATABASE_URL_RO",
-    ];
-    let present = system_env(spec, "x");
-    ALL.into_iter()
-        .filter(|n| present.iter().any(|e| e.name == *n))
-        .collect()
+/// Names of [`system_env`] for a spec (they do not depend on the app's name): what the validator checks
+/// user-supplied names against.
+pub fn system_env_names(spec: &NextAppSpec) -> Vec<String> {
+    system_env(spec, "").into_iter().map(|e| e.name).collect()
 }
 
 /// The full container environment: system env, Secret mappings (sorted), then `spec.env` (sorted) minus
