@@ -152,6 +152,19 @@ fn is_plain_safe(s: &str) -> bool {
     let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
         return false; // empty string is null
     };
+    if first.is_ascii_alphabetic() {
+        // The common case (keys, names, enum values, URLs, images), decided by one scan: the number,
+        // timestamp and document-marker rules below all need a non-letter first byte, so only the
+        // character set, `: `, the last byte and the special words can make it unsafe.
+        let mut prev = 0u8;
+        for &c in b {
+            if CLASSES[c as usize] & SAFE == 0 || (c == b' ' && prev == b':') {
+                return false;
+            }
+            prev = c;
+        }
+        return last != b' ' && last != b':' && !is_special_word(b);
+    }
     // Trailing space would be stripped; a trailing ':' reads as a mapping key indicator.
     if last == b' ' || last == b':' {
         return false;
