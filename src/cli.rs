@@ -33,7 +33,8 @@ enum Command {
     /// one multi-document YAML stream. With -o DIR they are written as a GitOps layout
     /// DIR/<namespace>/<app>/{knative-service,service-account,network-policy,kustomization}.yaml plus
     /// DIR/kustomization.yaml. Nothing is written unless every input is valid; files knext generated
-    /// earlier for apps no longer in the input are removed, anything else in DIR is left alone.
+    /// earlier for apps no longer in the input are removed, anything else in DIR is left alone. Files
+    /// knext generated are skipped when walking directories, so DIR may live inside an input directory.
     Render {
         /// NextApp files, directories, or `-` for stdin.
         #[arg(required = true, value_name = "PATH")]
@@ -126,6 +127,9 @@ fn render(paths: &[PathBuf], output: Option<&Path>, check_only: bool) -> ExitCod
         let _ = writeln!(stderr, "knext: {errors} error(s); nothing was written");
         return ExitCode::from(code);
     }
+    if apps.is_empty() && !check_only && output.is_some() {
+        let _ = writeln!(stderr, "knext: warning: the input holds no NextApp documents");
+    }
     drop(stderr);
     match (written, output) {
         // A closed pipe (`knext render | head`) is not worth a message.
@@ -183,7 +187,11 @@ fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
                 ));
             }
             for f in files {
-                sources.push(read_file(&f)?);
+                let source = read_file(&f)?;
+                // knext's own output (e.g. `knext render . -o out`, run twice) is not input.
+                if !source.text.starts_with(pipeline::HEADER_PREFIX) {
+                    sources.push(source);
+                }
             }
         } else {
             sources.push(read_file(path)?);

@@ -196,6 +196,18 @@ fn gitops_output_is_written_then_kept_pruned_and_left_alone_on_invalid_input() {
             .keys()
             .any(|p| p.to_string_lossy().contains(".knext-tmp"))
     );
+
+    // The output may live inside the input directory: generated files are not read back as input.
+    let nested = inputs.join("rendered");
+    let args = ["render", inputs.to_str().unwrap(), "-o", nested.to_str().unwrap()];
+    assert_eq!(knext(&args, None).status.code(), Some(0));
+    let twice = knext(&args, None);
+    assert_eq!(twice.status.code(), Some(0), "{}", text(&twice.stderr));
+    assert!(
+        text(&twice.stderr).contains("0 written, 5 unchanged, 0 removed"),
+        "{}",
+        text(&twice.stderr)
+    );
 }
 
 #[test]
