@@ -1,6 +1,10 @@
 # knext task runner (make is on every machine; just is not).
 
-.PHONY: all build test lint fmt bless render conformance bench ci
+.PHONY: build generate test lint fmt bless render conformance bench ci
+
+# regenerate generated/ (build.rs renders examples/ and the JSON Schema); commit the result
+generate:
+	cargo build
 
 # build the CLI (release)
 build:
