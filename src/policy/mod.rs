@@ -342,7 +342,8 @@ impl Validator {
     }
 
     fn resources(&mut self, spec: &NextAppSpec) {
-        let r = spec.resources.clone().unwrap_or_default();
+        let unset = crate::api::ResourcesSpec::default(); // allocation-free
+        let r = spec.resources.as_ref().unwrap_or(&unset);
         let mut parsed = |field: &str, value: &Option<String>, default: &str| {
             let path = format!("spec.resources.{field}");
             match value {
@@ -477,7 +478,8 @@ impl Validator {
         }
         let system = crate::render::app::system_env_names(spec);
 
-        let secrets = spec.secrets.clone().unwrap_or_default();
+        let unset = crate::api::SecretsSpec::default(); // allocation-free
+        let secrets = spec.secrets.as_ref().unwrap_or(&unset);
         for (i, name) in secrets.env_from.iter().enumerate() {
             self.check(
                 format!("spec.secrets.envFrom[{i}]"),

@@ -24,7 +24,8 @@ use crate::api::knative::{
     KnativeServiceSpec, RevisionSpec, RevisionTemplateSpec, TemplateMeta, TrafficTarget,
 };
 use crate::api::{
-    API_VERSION, KIND, KnativeService, MANAGED_BY, NextAppSpec, Runtime, defaults, labels, ports,
+    API_VERSION, KIND, KnativeService, MANAGED_BY, NextAppSpec, ResourcesSpec, Runtime, ScalingSpec,
+    SecuritySpec, defaults, labels, ports,
 };
 use crate::policy::ValidatedApp;
 
@@ -311,9 +312,9 @@ fn container_env(spec: &NextAppSpec, app_name: &str) -> Vec<EnvVar> {
             out.push(secret_env(name, &sel.secret_name, &sel.secret_key));
         }
     }
-    let taken: Vec<String> = out.iter().map(|e| e.name.clone()).collect();
+    let managed = out.len();
     for (name, value) in &spec.env {
-        if !taken.iter().any(|t| t == name) {
+        if !out[..managed].iter().any(|e| e.name == *name) {
             out.push(env(name, value.clone()));
         }
     }
@@ -322,7 +323,8 @@ fn container_env(spec: &NextAppSpec, app_name: &str) -> Vec<EnvVar> {
 
 fn template_annotations(spec: &NextAppSpec) -> BTreeMap<String, String> {
     let mut a = BTreeMap::new();
-    let s = spec.scaling.clone().unwrap_or_default();
+    let unset = ScalingSpec::default(); // allocation-free
+    let s = spec.scaling.as_ref().unwrap_or(&unset);
     let preview = is_preview(spec);
     let mut put = |k: &str, v: String| {
         a.insert(k.to_owned(), v);
@@ -350,8 +352,8 @@ fn template_annotations(spec: &NextAppSpec) -> BTreeMap<String, String> {
     }
     if preview {
         put(annotations::RETENTION, "30s".to_owned());
-    } else if let Some(d) = s.scale_down_delay {
-        put(annotations::SCALE_DOWN_DELAY, d);
+    } else if let Some(d) = &s.scale_down_delay {
+        put(annotations::SCALE_DOWN_DELAY, d.clone());
     }
     if spec
         .observability
@@ -379,23 +381,28 @@ fn probe(path: &str, initial_delay: Option<i32>, period: Option<i32>) -> Probe {
 }
 
 fn resources(spec: &NextAppSpec) -> ResourceRequirements {
-    let r = spec.resources.clone().unwrap_or_default();
-    let q = |v: Option<String>, d: &str| Quantity(v.unwrap_or_else(|| d.to_owned()));
+    let unset = ResourcesSpec::default(); // allocation-free
+    let r = spec.resources.as_ref().unwrap_or(&unset);
+    let q = |v: &Option<String>, d: &str| Quantity(v.as_deref().unwrap_or(d).to_owned());
     ResourceRequirements {
         requests: Some(BTreeMap::from([
-            ("cpu".to_owned(), q(r.cpu_request, defaults::CPU_REQUEST)),
-            ("memory".to_owned(), q(r.memory_request, defaults::MEMORY_REQUEST)),
+            ("cpu".to_owned(), q(&r.cpu_request, defaults::CPU_REQUEST)),
+            (
+                "memory".to_owned(),
+                q(&r.memory_request, defaults::MEMORY_REQUEST),
+            ),
         ])),
         limits: Some(BTreeMap::from([
-            ("cpu".to_owned(), q(r.cpu_limit, defaults::CPU_LIMIT)),
-            ("memory".to_owned(), q(r.memory_limit, defaults::MEMORY_LIMIT)),
+            ("cpu".to_owned(), q(&r.cpu_limit, defaults::CPU_LIMIT)),
+            ("memory".to_owned(), q(&r.memory_limit, defaults::MEMORY_LIMIT)),
         ])),
         ..Default::default()
     }
 }
 
 fn security_context(spec: &NextAppSpec) -> SecurityContext {
-    let sec = spec.security.clone().unwrap_or_default();
+    let unset = SecuritySpec::default(); // allocation-free
+    let sec = spec.security.as_ref().unwrap_or(&unset);
     SecurityContext {
         allow_privilege_escalation: Some(false),
         capabilities: Some(Capabilities {
