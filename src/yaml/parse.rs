@@ -214,6 +214,11 @@ pub fn from_document<T: DeserializeOwned>(doc: &Document<'_>) -> Result<T, Parse
             message: "empty document".to_owned(),
         });
     }
+    // The fast path answers only when serde_yaml would produce the very same value; anything else,
+    // including every error, goes through serde_yaml.
+    if let Some(value) = super::fast::from_str(doc.text) {
+        return Ok(value);
+    }
     serde_yaml::from_str(doc.text).map_err(|err| convert_error(doc, &err))
 }
 
