@@ -525,3 +525,97 @@ pub struct TrafficStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_revision: Option<bool>,
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResourceExt;
+    use serde_json::Value;
+
+    use super::*;
+
+    #[test]
+    fn the_crd_has_the_reference_identity_status_subresource_and_printer_columns() {
+        let crd = NextApp::crd();
+        assert_eq!(crd.metadata.name.as_deref(), Some("nextapps.apps.kn-next.dev"));
+        assert_eq!(crd.spec.group, "apps.kn-next.dev");
+        assert_eq!(crd.spec.scope, "Namespaced");
+        assert_eq!(crd.spec.names.kind, "NextApp");
+        assert_eq!(crd.spec.names.plural, "nextapps");
+        let v = &crd.spec.versions[0];
+        assert_eq!((v.name.as_str(), v.served, v.storage), ("v1alpha1", true, true));
+        assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+        let columns: Vec<(&str, &str, &str, i32)> = v
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| {
+                (
+                    c.name.as_str(),
+                    c.type_.as_str(),
+                    c.json_path.as_str(),
+                    c.priority.unwrap_or(0),
+                )
+            })
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                ("URL", "string", ".status.url", 0),
+                (
+                    "Ready",
+                    "string",
+                    ".status.conditions[?(@.type=='Ready')].status",
+                    0
+                ),
+                ("Age", "date", ".metadata.creationTimestamp", 0),
+                ("Revision", "string", ".status.observedRevision", 1),
+                ("ScaledToZero", "boolean", ".status.scaledToZero", 1),
+                (
+                    "Degraded",
+                    "string",
+                    ".status.conditions[?(@.type=='Degraded')].status",
+                    1
+                ),
+                ("LastDeploy", "date", ".status.lastSuccessfulDeployTime", 1),
+            ]
+        );
+    }
+
+    /// Paths of schema properties under `node` that have no description.
+    fn undocumented(node: &Value, path: &str, out: &mut Vec<String>) {
+        if let Some(props) = node.get("properties").and_then(Value::as_object) {
+            for (name, sub) in props {
+                let p = format!("{path}.{name}");
+                if sub
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    out.push(p.clone());
+                }
+                undocumented(sub, &p, out);
+            }
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(sub) = node.get(key).filter(|s| s.is_object()) {
+                undocumented(sub, path, out);
+            }
+        }
+    }
+
+    #[test]
+    fn every_spec_and_status_field_is_described_in_the_crd() {
+        let crd = NextApp::crd();
+        let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+        let root = &schema["openAPIV3Schema"];
+        let mut missing = Vec::new();
+        undocumented(&root["properties"]["spec"], "spec", &mut missing);
+        // Conditions are k8s-openapi's own type, documented upstream.
+        undocumented(&root["properties"]["status"], "status", &mut missing);
+        assert!(missing.is_empty(), "fields without a description: {missing:#?}");
+        assert_eq!(
+            root["properties"]["spec"]["required"],
+            serde_json::json!(["image"])
+        );
+    }
+}
