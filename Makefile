@@ -1,6 +1,6 @@
 # knext task runner (make is on every machine; just is not).
 
-.PHONY: build generate test lint fmt bless render conformance bench ci
+.PHONY: build generate test lint fmt bless render conformance bench fuzz ci
 
 # regenerate generated/ (build.rs renders examples/ and the JSON Schema); commit the result
 generate:
@@ -39,6 +39,16 @@ conformance: render
 # the rendering benchmark (10,000 apps); figures go to BENCHMARKS.md
 bench:
 	cargo bench --bench render
+
+# fuzz the emitter, the YAML fast path and the whole pipeline, FUZZ_SECONDS each (needs cargo-fuzz)
+FUZZ_SECONDS ?= 180
+fuzz:
+	cargo install cargo-fuzz --locked --version 0.13.2
+	mkdir -p fuzz/corpus/render_pipeline fuzz/corpus/yaml_fast_path
+	cp examples/*.yaml snapshots/inputs/valid/*.yaml snapshots/inputs/invalid/*.yaml fuzz/corpus/render_pipeline/
+	cp examples/*.yaml snapshots/inputs/valid/*.yaml fuzz/corpus/yaml_fast_path/
+	for t in emit_roundtrip yaml_fast_path render_pipeline; do \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run -O $$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192 || exit 1; done
 
 # everything CI runs
 ci:
