@@ -124,7 +124,8 @@ fn render(paths: &[PathBuf], output: Option<&Path>, check_only: bool) -> ExitCod
     let code = pipeline::exit_code(&diagnostics);
     if code != 0 {
         let errors = diagnostics.iter().filter(|d| d.class != Class::Warning).count();
-        let _ = writeln!(stderr, "knext: {errors} error(s); nothing was written");
+        let tail = if check_only { "" } else { "; nothing was written" };
+        let _ = writeln!(stderr, "knext: {errors} error(s){tail}");
         return ExitCode::from(code);
     }
     if apps.is_empty() && !check_only && output.is_some() {
