@@ -159,15 +159,7 @@ fn find_stale(
     header_prefix: &str,
     out: &mut Vec<PathBuf>,
 ) -> Result<(), WriteError> {
-    let dir = root.join(rel);
-    let mut entries = Vec::new();
-    for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
-        let entry = entry.map_err(io_err(&dir))?;
-        let file_type = entry.file_type().map_err(io_err(&entry.path()))?;
-        entries.push((entry.file_name(), file_type));
-    }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, file_type) in entries {
+    for (name, file_type) in sorted_entries(&root.join(rel))? {
         if name.to_string_lossy().starts_with('.') {
             continue;
         }
@@ -450,15 +442,7 @@ fn prune_dir(
     header_prefix: &str,
     removed: &mut Vec<PathBuf>,
 ) -> Result<bool, WriteError> {
-    let dir = root.join(rel);
-    let mut entries = Vec::new();
-    for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
-        let entry = entry.map_err(io_err(&dir))?;
-        // `DirEntry::file_type` does not follow symlinks.
-        let file_type = entry.file_type().map_err(io_err(&entry.path()))?;
-        entries.push((entry.file_name(), file_type));
-    }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let entries = sorted_entries(&root.join(rel))?;
 
     let total = entries.len();
     let mut gone = 0_usize;
@@ -484,6 +468,19 @@ fn prune_dir(
         }
     }
     Ok(gone > 0 && gone == total)
+}
+
+/// The entries of `dir` with their types (symlinks not followed), sorted by name.
+fn sorted_entries(dir: &Path) -> Result<Vec<(std::ffi::OsString, fs::FileType)>, WriteError> {
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        // `DirEntry::file_type` does not follow symlinks.
+        let file_type = entry.file_type().map_err(io_err(&entry.path()))?;
+        entries.push((entry.file_name(), file_type));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(entries)
 }
 
 /// Whether the path has a `.yaml` or `.yml` extension.
