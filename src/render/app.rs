@@ -207,8 +207,9 @@ fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
     }
 }
 
-/// The environment knext derives from the spec, in emission order, before Secret mappings and
-/// `spec.env`. The validator uses the same list to flag user entries that would collide.
+/// The plain environment knext derives from the spec, in emission order (rows 1-11 of the reference),
+/// before the Secret mappings and `spec.env`. The validator uses the same list to flag user entries that
+/// would collide.
 pub fn system_env(spec: &NextAppSpec, app_name: &str) -> Vec<EnvVar> {
     let mut out = vec![env("HOSTNAME", "0.0.0.0"), env("NODE_ENV", "production")];
     let timeout = spec.timeout_seconds.unwrap_or(defaults::TIMEOUT_SECONDS);
@@ -278,22 +279,6 @@ pub fn system_env(spec: &NextAppSpec, app_name: &str) -> Vec<EnvVar> {
             }
         }
     }
-    if let Some(db) = &spec.database {
-        if let Some(r) = &db.secret_ref {
-            out.push(secret_env(
-                "DATABASE_URL",
-                &r.name,
-                r.key.as_deref().unwrap_or("DATABASE_URL"),
-            ));
-        }
-        if let Some(r) = &db.ro_secret_ref {
-            out.push(secret_env(
-                "DATABASE_URL_RO",
-                &r.name,
-                r.key.as_deref().unwrap_or("DATABASE_URL_RO"),
-            ));
-        }
-    }
     out
 }
 
@@ -303,14 +288,32 @@ pub fn system_env_names(spec: &NextAppSpec) -> Vec<String> {
     system_env(spec, "").into_iter().map(|e| e.name).collect()
 }
 
-/// The full container environment: system env, Secret mappings (sorted), then `spec.env` (sorted) minus
-/// entries that collide with an earlier name.
+/// The full container environment: [`system_env`]; then the Secret mappings, `secrets.envMap` together
+/// with `DATABASE_URL`/`DATABASE_URL_RO` from `spec.database`, sorted by name (as the reference injects
+/// the database into the envMap); then `spec.env` sorted by name, minus entries that collide with an
+/// earlier name (the validator warns about those).
 fn container_env(spec: &NextAppSpec, app_name: &str) -> Vec<EnvVar> {
     let mut out = system_env(spec, app_name);
+    let mut secret_refs: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
     if let Some(s) = &spec.secrets {
         for (name, sel) in &s.env_map {
-            out.push(secret_env(name, &sel.secret_name, &sel.secret_key));
+            secret_refs.insert(name, (&sel.secret_name, &sel.secret_key));
         }
+    }
+    if let Some(db) = &spec.database {
+        if let Some(r) = &db.secret_ref {
+            secret_refs.insert(
+                "DATABASE_URL",
+                (&r.name, r.key.as_deref().unwrap_or("DATABASE_URL")),
+            );
+        }
+        if let Some(r) = &db.ro_secret_ref {
+            let key = r.key.as_deref().unwrap_or("DATABASE_URL_RO");
+            secret_refs.insert("DATABASE_URL_RO", (&r.name, key));
+        }
+    }
+    for (name, (secret, key)) in secret_refs {
+        out.push(secret_env(name, secret, key));
     }
     let managed = out.len();
     for (name, value) in &spec.env {
