@@ -1,7 +1,7 @@
 //! knext: Next.js apps on Kubernetes with Knative, security on by default.
 //!
 //! One `NextApp` resource (`apps.kn-next.dev/v1alpha1`) describes an app; knext validates it with one
-//! validator ([`policy::validate`]) and renders it with pure renderers ([`render::app`]) into a Knative
+//! validator ([`policy::validate`]) and renders it with pure renderers ([`render::app()`]) into a Knative
 //! Service, a ServiceAccount and a NetworkPolicy.
 //!
 //! Module map: [`api`] (types, constants), [`policy`] (the validator and its rules), [`render`] (pure

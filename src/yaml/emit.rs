@@ -54,11 +54,11 @@ pub fn write<T: ?Sized + Serialize>(out: &mut String, value: &T) -> Result<(), E
     })
 }
 
-/// Convenience wrapper around [`write`] returning a fresh `String`.
+/// Convenience wrapper around [`write()`] returning a fresh `String`.
 ///
 /// # Errors
 ///
-/// Same as [`write`].
+/// Same as [`write()`].
 pub fn to_string<T: ?Sized + Serialize>(value: &T) -> Result<String, EmitError> {
     let mut out = String::new();
     write(&mut out, value)?;
