@@ -3,6 +3,9 @@
 //!
 //! - An invalid example (malformed YAML, unknown field, unpinned image, any broken rule) fails the build
 //!   with `cargo::error=` lines naming `file:line:column` and the field; nothing is written.
+//! - The pin gate: every container image of every rendered object is checked again, structurally, by
+//!   `policy::images` (the validator already rejects unpinned NextApp images; the gate is what will
+//!   guard knext's own install bundle too).
 //! - A file is written only when its bytes differ; knext-generated YAML files that are no longer produced
 //!   are removed.
 //! - With `CI` set nothing is written: a difference fails the build with "generated/ is stale".
@@ -128,7 +131,9 @@ fn example_files(root: &Path) -> Result<std::collections::BTreeMap<PathBuf, Stri
                         ));
                         continue;
                     }
-                    match layout::render_text(&valid, &render::RenderOptions::default()) {
+                    let manifests = render::app(&valid, &render::RenderOptions::default());
+                    pin_gate(name, &manifests, &mut errors);
+                    match layout::text_of(&valid, &manifests) {
                         Ok(rendered) => apps.push(rendered),
                         Err(e) => errors.push(format!("{name}: {e}")),
                     }
@@ -143,6 +148,29 @@ fn example_files(root: &Path) -> Result<std::collections::BTreeMap<PathBuf, Stri
         .into_iter()
         .map(|(path, text)| (Path::new("examples").join(path), text))
         .collect())
+}
+
+/// The build-time pin gate: every container image of every rendered object must be digest-pinned.
+fn pin_gate(source: &str, manifests: &[render::Manifest], errors: &mut Vec<String>) {
+    for m in manifests {
+        let value = match m.to_json() {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(format!("{source}: {} {}: {e}", m.kind(), m.name()));
+                continue;
+            }
+        };
+        for bad in policy::images::unpinned_images(&value) {
+            errors.push(format!(
+                "{source}: {} {} container {} ({}): {}",
+                m.kind(),
+                m.name(),
+                bad.found.container.as_deref().unwrap_or("-"),
+                bad.found.path,
+                bad.error
+            ));
+        }
+    }
 }
 
 /// `line:column` of the node at `path`, or `?:?` when it cannot be found.

@@ -7,6 +7,7 @@
 pub mod cron;
 pub mod duration;
 pub mod image;
+pub mod images;
 pub mod names;
 pub mod quantity;
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{Error, RenderOptions};
+use super::{Error, Manifest, RenderOptions};
 use crate::policy::ValidatedApp;
 
 /// The rendered objects of one app, as one buffer of `---`-separated documents.
@@ -33,10 +33,14 @@ impl RenderedApp {
 
 /// Renders one validated app and writes its objects as YAML documents into one buffer.
 pub fn render_text(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> Result<RenderedApp, Error> {
-    let manifests = super::app(app, opts);
+    text_of(app, &super::app(app, opts))
+}
+
+/// Writes already rendered objects of `app` as YAML documents into one buffer.
+pub fn text_of(app: &ValidatedApp<'_>, manifests: &[Manifest]) -> Result<RenderedApp, Error> {
     let mut objects = Vec::with_capacity(manifests.len());
     let mut out = String::with_capacity(4096);
-    for m in &manifests {
+    for m in manifests {
         out.push_str("---\n");
         let start = out.len();
         m.write_yaml(&mut out)?;

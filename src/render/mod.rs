@@ -85,6 +85,15 @@ impl Manifest {
         self.metadata().name.as_deref().unwrap_or_default()
     }
 
+    /// The object as JSON (what the image walker and schema checks inspect).
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::KnativeService(s) => serde_json::to_value(s.as_ref()),
+            Self::ServiceAccount(s) => serde_json::to_value(s),
+            Self::NetworkPolicy(p) => serde_json::to_value(p),
+        }
+    }
+
     /// Appends the object as one YAML document (no `---`) to `out`. On error `out` holds partial text
     /// and must be discarded.
     pub fn write_yaml(&self, out: &mut String) -> Result<(), Error> {
