@@ -1,4 +1,5 @@
-//! Build script: renders the bundled `examples/` NextApps and the NextApp JSON Schema into `generated/`
+//! Build script: renders the NextApp CRD, the NextApp JSON Schema and the bundled `examples/` NextApps
+//! into `generated/`
 //! with the very modules the library and the CLI use (included below through `#[path]`).
 //!
 //! - An invalid example (malformed YAML, unknown field, unpinned image, any broken rule) fails the build
@@ -50,6 +51,10 @@ fn run(root: &Path) -> Result<(), Vec<String>> {
     let schema = serde_json::to_string_pretty(&api::schema::nextapp_json_schema())
         .map_err(|e| vec![format!("failed to serialize the NextApp schema: {e}")])?;
     files.insert("schema/nextapp.schema.json".into(), schema + "\n");
+    let crd = yaml::emit::to_string(&api::crd::nextapp_crd())
+        .map_err(|e| vec![format!("failed to write the NextApp CRD: {e}")])?;
+    let crd = layout::header("the NextApp Rust types", REGENERATE_BUILD) + &crd;
+    files.insert("crd/nextapps.apps.kn-next.dev.yaml".into(), crd);
 
     let generated = root.join("generated");
     let header = layout::HEADER_PREFIX;

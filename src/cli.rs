@@ -51,6 +51,8 @@ enum Command {
     },
     /// Print the JSON Schema of a NextApp document (for editors, e.g. yaml-language-server).
     Schema,
+    /// Print the NextApp CustomResourceDefinition (apply with `kubectl apply --server-side -f -`).
+    Crd,
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -65,6 +67,10 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Render { paths, output } => render(&paths, output.as_deref(), false),
         Command::Validate { paths } => render(&paths, None, true),
+        Command::Crd => match crate::yaml::emit::to_string(&crate::api::crd::nextapp_crd()) {
+            Ok(yaml) => print_stdout(&(layout::header("the NextApp Rust types", "knext crd") + &yaml)),
+            Err(e) => fail(&format!("knext: failed to write the CRD: {e}")),
+        },
         Command::Schema => match serde_json::to_string_pretty(&crate::api::schema::nextapp_json_schema()) {
             Ok(s) => print_stdout(&(s + "\n")),
             Err(e) => fail(&format!("knext: failed to serialize the schema: {e}")),

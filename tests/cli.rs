@@ -211,6 +211,23 @@ fn gitops_output_is_written_then_kept_pruned_and_left_alone_on_invalid_input() {
 }
 
 #[test]
+fn crd_prints_the_committed_nextapp_crd() {
+    let out = knext(&["crd"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let printed = text(&out.stdout);
+    assert!(printed.contains("kind: CustomResourceDefinition\n"));
+    let committed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("generated/crd/nextapps.apps.kn-next.dev.yaml"),
+    )
+    .unwrap();
+    // Identical but for the header, which names the command that regenerates each.
+    assert_eq!(
+        printed.split_once('\n').unwrap().1,
+        committed.split_once('\n').unwrap().1
+    );
+}
+
+#[test]
 fn schema_is_json_schema_for_nextapp_documents() {
     let out = knext(&["schema"], None);
     assert_eq!(out.status.code(), Some(0));

@@ -3,6 +3,7 @@
 //! Shared with `build.rs` (included through `#[path]`): pure data and constants, no I/O. Shared code
 //! names only `crate::{api, policy, render, yaml}`.
 
+pub mod crd;
 pub mod knative;
 pub mod nextapp;
 pub mod schema;

@@ -1,15 +1,14 @@
 //! JSON Schema of NextApp documents for editors, derived from the CRD's openAPIV3Schema (one source:
 //! the Rust types).
 
-use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
-use crate::api::{API_VERSION, KIND, NextApp};
+use crate::api::{API_VERSION, KIND};
 
 /// A draft-07 JSON Schema of a NextApp document: the CRD schema with `apiVersion`/`kind` pinned,
 /// Kubernetes' `nullable` turned into JSON Schema null types, and unknown spec fields rejected.
 pub fn nextapp_json_schema() -> Value {
-    let crd = NextApp::crd();
+    let crd = super::crd::nextapp_crd();
     let mut schema = crd
         .spec
         .versions
@@ -36,7 +35,6 @@ pub fn nextapp_json_schema() -> Value {
                 json!({"type": "string", "enum": [API_VERSION]}),
             );
             p.insert("kind".into(), json!({"type": "string", "enum": [KIND]}));
-            p.insert("metadata".into(), json!({"type": "object"}));
         }
         obj.insert(
             "required".into(),
