@@ -117,6 +117,10 @@ fn example_files(root: &Path) -> Result<std::collections::BTreeMap<PathBuf, Stri
                     continue;
                 }
             };
+            let admitted = policy::admission(&app);
+            for p in &admitted {
+                errors.push(format!("{name}:{}: [{}] {p}", locate(doc, &p.path), p.reason));
+            }
             match policy::validate(&app) {
                 Err(report) => {
                     for p in report.errors() {

@@ -43,7 +43,8 @@ enum Command {
         #[arg(short = 'o', long = "output", value_name = "DIR")]
         output: Option<PathBuf>,
     },
-    /// Check NextApp documents with the same rules as render; prints nothing on success.
+    /// Check NextApp documents with the same rules as render, and with the NextApp CRD's CEL admission
+    /// rules as the API server would apply them; prints nothing on success.
     Validate {
         /// NextApp files, directories, or `-` for stdin.
         #[arg(required = true, value_name = "PATH")]
@@ -101,13 +102,17 @@ fn render(paths: &[PathBuf], output: Option<&Path>, check_only: bool) -> ExitCod
     let opts = RenderOptions::default();
     let mut written: std::io::Result<()> = Ok(());
     let mut apps = Vec::new();
+    // `validate` also proves that the API server's admission rules agree.
+    let checks = pipeline::Checks {
+        admission: check_only,
+    };
     let diagnostics = if check_only || output.is_some() {
-        pipeline::render_each(&sources, &opts, |app| apps.push(app))
+        pipeline::render_each(&sources, &opts, checks, |app| apps.push(app))
     } else {
         // Stream to stdout batch by batch; render_each calls the sink only once every input is valid.
         let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
         let mut started = false;
-        let diagnostics = pipeline::render_each(&sources, &opts, |app| {
+        let diagnostics = pipeline::render_each(&sources, &opts, checks, |app| {
             if !started {
                 started = true;
                 written =

@@ -111,8 +111,16 @@ const CHUNK: usize = 512;
 /// is in input order; see [`render_each`].
 pub fn run(sources: &[Source], opts: &RenderOptions<'_>) -> Outcome {
     let mut apps = Vec::new();
-    let diagnostics = render_each(sources, opts, |app| apps.push(app));
+    let diagnostics = render_each(sources, opts, Checks::default(), |app| apps.push(app));
     Outcome { apps, diagnostics }
+}
+
+/// Checks beyond the validator.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Checks {
+    /// Also evaluate the CRD's CEL admission rules ([`policy::admission`]) on every valid document:
+    /// proves the API server would accept what knext accepts (costly: `knext validate` only).
+    pub admission: bool,
 }
 
 /// Parses and validates every NextApp document of `sources` (blank documents are skipped; the same
@@ -122,6 +130,7 @@ pub fn run(sources: &[Source], opts: &RenderOptions<'_>) -> Outcome {
 pub fn render_each(
     sources: &[Source],
     opts: &RenderOptions<'_>,
+    checks: Checks,
     mut sink: impl FnMut(RenderedApp),
 ) -> Vec<Diagnostic> {
     let docs: Vec<(&Source, Document<'_>)> = sources
@@ -139,7 +148,13 @@ pub fn render_each(
         .map(|(parsed, (src, doc))| match parsed {
             Err(d) => (None, vec![d.clone()]),
             Ok(app) => match policy::validate(app) {
-                Ok((valid, report)) => (Some(valid), diagnostics(src, doc, &report)),
+                Ok((valid, mut report)) => {
+                    if checks.admission {
+                        report.problems.extend(policy::admission(app));
+                    }
+                    let ok = !report.has_errors();
+                    (ok.then_some(valid), diagnostics(src, doc, &report))
+                }
                 Err(report) => (None, diagnostics(src, doc, &report)),
             },
         })

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 /// `security.networkPolicy` is false) a NetworkPolicy `<name>-allow-ingress`.
 // NB: clippy reads the repeated `printcolumn(type_ = ..)` arguments as duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "apps.kn-next.dev",
     version = "v1alpha1",
@@ -65,6 +65,9 @@ use serde::{Deserialize, Serialize};
 pub struct NextAppSpec {
     /// Container image of the app, pinned by digest: `registry/repo[:tag]@sha256:<64 lowercase hex>`.
     /// Tag-only, `:latest` and untagged references are rejected.
+    #[x_kube(validation = Rule::new("self.matches('^[^@ ]+@sha256:[a-f0-9]{64}$')").message(
+        "image must be pinned by digest: <registry>/<repository>[:tag]@sha256:<64 lowercase hex>"
+    ))]
     pub image: String,
 
     /// Autoscaling (Knative KPA) settings. Defaults: minScale 0, maxScale 10, containerConcurrency 20.
@@ -101,6 +104,15 @@ pub struct NextAppSpec {
     /// `^[A-Za-z_][A-Za-z0-9_]*$`; reserved names (HOSTNAME, PORT, K_SERVICE, K_REVISION, K_CONFIGURATION)
     /// and secret-bearing names (CACHE_INVALIDATE_TOKEN, DATABASE_URL, DATABASE_URL_RO) are rejected.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))").message(
+        "env names must match ^[A-Za-z_][A-Za-z0-9_]*$"
+    ))]
+    #[x_kube(validation = Rule::new(
+        "!self.exists(k, k in ['HOSTNAME', 'PORT', 'K_SERVICE', 'K_REVISION', 'K_CONFIGURATION'])"
+    ).message("HOSTNAME, PORT, K_SERVICE, K_REVISION and K_CONFIGURATION are reserved for the platform"))]
+    #[x_kube(validation = Rule::new(
+        "!self.exists(k, k in ['CACHE_INVALIDATE_TOKEN', 'DATABASE_URL', 'DATABASE_URL_RO'])"
+    ).message("secrets may not be plain env values: use spec.cache.invalidateToken or spec.database"))]
     pub env: BTreeMap<String, String>,
 
     /// Metrics, real-user monitoring and tracing.
@@ -361,7 +373,10 @@ pub struct SecretsSpec {
 }
 
 /// Database connection strings from Secrets.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new("!has(self.roSecretRef) || has(self.secretRef)").message(
+    "roSecretRef requires secretRef: a read-only connection needs a read-write one"
+))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DatabaseSpec {
     /// Secret with the read-write connection string, exposed as `DATABASE_URL`.
@@ -468,7 +483,10 @@ pub struct SecuritySpec {
 }
 
 /// Traffic pinning and canary.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new(
+    "!has(self.canaryPercent) || self.canaryPercent == 0 || (has(self.revisionName) && size(self.revisionName) > 0)"
+).message("canaryPercent requires revisionName: the canary splits traffic between that revision and the latest one"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrafficSpec {
     /// Pin traffic to this revision (unset: the latest ready revision takes all traffic).

@@ -1168,6 +1168,12 @@ mod tests {
             if !ok {
                 failures.push(format!("{case}: want {want:?}, got {got:?}"));
             }
+            // What the validator accepts, admission (the CRD's CEL rules) accepts too.
+            if got.is_empty() && !admission(&app(extra)).is_empty() {
+                failures.push(format!(
+                    "{case}: accepted by the validator, rejected by admission"
+                ));
+            }
         }
         assert!(
             failures.is_empty(),
@@ -1251,5 +1257,206 @@ mod tests {
         assert_eq!(key_path("spec.env", "a.b"), "spec.env[\"a.b\"]");
         assert_eq!(key_path("spec.env", "1X"), "spec.env[\"1X\"]");
         assert_eq!(key_path("spec.env", "q\""), "spec.env[\"q\\\"\"]");
+    }
+}
+
+/// Evaluates the CEL admission rules (`x-kubernetes-validations`) of the NextApp CRD knext ships
+/// ([`crate::api::crd::nextapp_crd`], derived from the same types) client-side with kube-cel, as the API
+/// server would on create. [`validate`] is stricter than these rules, so this finds nothing for a
+/// validated app unless the two drifted apart; `knext validate` and build.rs run it to prove they agree.
+pub fn admission(app: &NextApp) -> Vec<Problem> {
+    let failed = |path: &str, message: String| Problem {
+        severity: Severity::Error,
+        reason: if path == "spec.image" {
+            reasons::INVALID_IMAGE
+        } else {
+            reasons::INVALID_SPEC
+        },
+        path: path.to_owned(),
+        message,
+    };
+    let object = match serde_json::to_value(app) {
+        Ok(v) => v,
+        Err(e) => return vec![failed("", format!("cannot evaluate the admission rules: {e}"))],
+    };
+    let result = ADMISSION.with(|(validator, compiled)| validator.validate_compiled(compiled, &object, None));
+    match result {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors
+            .into_vec()
+            .into_iter()
+            .map(|e| {
+                let path = e.field_path.trim_start_matches('.');
+                failed(
+                    path,
+                    format!(
+                        "rejected by the NextApp CRD's admission rule `{}`: {}",
+                        e.rule, e.message
+                    ),
+                )
+            })
+            .collect(),
+    }
+}
+
+thread_local! {
+    /// The shipped CRD's rules, compiled once per thread (compiling them is most of the cost).
+    static ADMISSION: (kube::core::cel::Validator, kube::core::cel::CompiledSchema) = {
+        let schema = crate::api::crd::nextapp_crd()
+            .spec
+            .versions
+            .first()
+            .and_then(|v| v.schema.as_ref())
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .and_then(|s| serde_json::to_value(s).ok())
+            .unwrap_or_default();
+        (kube::core::cel::Validator::new(), kube::core::cel::compile_schema(&schema))
+    };
+}
+
+#[cfg(test)]
+mod admission_tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn app(spec: &str) -> NextApp {
+        let spec: crate::api::NextAppSpec = serde_yaml::from_str(spec).expect("test spec parses");
+        let mut app = NextApp::new("web", spec);
+        app.metadata.namespace = Some("apps".into());
+        app
+    }
+
+    #[test]
+    fn each_admission_rule_rejects_its_violation_and_accepts_valid_apps() {
+        let ok = format!("image: ghcr.io/a/web:1.0@{DIGEST}\n");
+        let cases: &[(&str, String, Option<&str>)] = &[
+            ("pinned", ok.clone(), None),
+            (
+                "full valid",
+                format!(
+                    "{ok}env: {{A_1: x}}\ntraffic: {{revisionName: r-1, canaryPercent: 5}}\ndatabase: {{secretRef: {{name: db}}, roSecretRef: {{name: ro}}}}\n"
+                ),
+                None,
+            ),
+            ("tag only", "image: nginx:1.27\n".into(), Some("spec.image")),
+            ("latest", "image: nginx:latest\n".into(), Some("spec.image")),
+            (
+                "short digest",
+                "image: nginx@sha256:abc\n".into(),
+                Some("spec.image"),
+            ),
+            ("env name", format!("{ok}env: {{'a.b': x}}\n"), Some("spec.env")),
+            (
+                "env reserved",
+                format!("{ok}env: {{PORT: '1'}}\n"),
+                Some("spec.env"),
+            ),
+            (
+                "env secret",
+                format!("{ok}env: {{DATABASE_URL: x}}\n"),
+                Some("spec.env"),
+            ),
+            (
+                "canary without revision",
+                format!("{ok}traffic: {{canaryPercent: 5}}\n"),
+                Some("spec.traffic"),
+            ),
+            (
+                "ro without rw",
+                format!("{ok}database: {{roSecretRef: {{name: ro}}}}\n"),
+                Some("spec.database"),
+            ),
+        ];
+        for (case, spec, want) in cases {
+            let paths: Vec<String> = admission(&app(spec)).into_iter().map(|p| p.path).collect();
+            match want {
+                None => assert!(paths.is_empty(), "{case}: {paths:?}"),
+                Some(w) => assert_eq!(paths, [*w], "{case}"),
+            }
+        }
+        assert_eq!(
+            admission(&app("image: nginx:latest\n"))[0].reason,
+            reasons::INVALID_IMAGE
+        );
+    }
+
+    #[test]
+    fn every_admission_rule_of_the_crd_compiles() {
+        let crd = crate::api::crd::nextapp_crd();
+        let schema =
+            serde_json::to_value(&crd.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema).unwrap();
+        let compiled = kube::core::cel::compile_schema(&schema);
+        assert!(!compiled.has_errors(), "{:?}", compiled.compilation_errors());
+        assert_eq!(
+            serde_json::to_string(&crd).unwrap().matches("\"rule\"").count(),
+            6
+        );
+    }
+
+    /// Every schema node carrying rules, with its rules.
+    fn rule_nodes(node: &serde_json::Value, out: &mut Vec<(serde_json::Value, Vec<String>)>) {
+        if let Some(rules) = node.get("x-kubernetes-validations").and_then(|r| r.as_array()) {
+            let rules = rules.iter().filter_map(|r| r["rule"].as_str().map(str::to_owned)).collect();
+            out.push((node.clone(), rules));
+        }
+        if let Some(props) = node.get("properties").and_then(|p| p.as_object()) {
+            props.values().for_each(|p| rule_nodes(p, out));
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(sub) = node.get(key).filter(|s| s.is_object()) {
+                rule_nodes(sub, out);
+            }
+        }
+    }
+
+    #[test]
+    fn every_admission_rule_stays_within_the_api_servers_cost_budget() {
+        // NB: kube-cel's scope analysis is not used: it flags the variables bound by `all(k, ...)`
+        // and `exists(k, ...)` as out of scope, although the API server (and the tests above) accept them.
+        use kube::core::cel::{compile_schema, estimate_rule_cost};
+        let crd = crate::api::crd::nextapp_crd();
+        let schema = serde_json::to_value(&crd.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema).unwrap();
+        let mut nodes = Vec::new();
+        rule_nodes(&schema, &mut nodes);
+        let mut warnings = Vec::new();
+        for (node, rules) in &nodes {
+            let compiled = compile_schema(node);
+            for rule in rules {
+                warnings.extend(estimate_rule_cost(rule, &compiled));
+            }
+        }
+        assert_eq!(nodes.iter().map(|(_, r)| r.len()).sum::<usize>(), 6);
+        assert!(warnings.is_empty(), "{warnings:#?}");
+        // The estimator does flag an over-budget rule (a quadratic walk of an unbounded list).
+        let unbounded = compile_schema(&serde_json::json!({"type": "array", "items": {"type": "string"}}));
+        assert!(!estimate_rule_cost("self.all(x, self.all(y, x == y))", &unbounded).is_empty());
+    }
+
+    #[test]
+    fn admission_never_rejects_what_the_validator_accepts() {
+        // Every valid fixture, example and validator-table app that validates must pass admission too.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut checked = 0;
+        for dir in ["snapshots/inputs/valid", "examples"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+                for doc in crate::yaml::parse::split_documents(&text)
+                    .iter()
+                    .filter(|d| !d.is_blank())
+                {
+                    let app = crate::api::parse_nextapp(doc).unwrap();
+                    assert!(validate(&app).is_ok());
+                    assert_eq!(
+                        admission(&app),
+                        [],
+                        "{}",
+                        app.metadata.name.as_deref().unwrap_or_default()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 8);
     }
 }
