@@ -52,6 +52,19 @@ pub fn nextapp_crd() -> CustomResourceDefinition {
     crd
 }
 
+/// The `openAPIV3Schema` of the CRD's version, as JSON (what the JSON Schema for editors and the
+/// client-side admission check are built from).
+pub fn nextapp_openapi_schema() -> serde_json::Value {
+    nextapp_crd()
+        .spec
+        .versions
+        .first()
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

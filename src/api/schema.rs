@@ -8,15 +8,10 @@ use crate::api::{API_VERSION, KIND};
 /// A draft-07 JSON Schema of a NextApp document: the CRD schema with `apiVersion`/`kind` pinned,
 /// Kubernetes' `nullable` turned into JSON Schema null types, and unknown spec fields rejected.
 pub fn nextapp_json_schema() -> Value {
-    let crd = super::crd::nextapp_crd();
-    let mut schema = crd
-        .spec
-        .versions
-        .first()
-        .and_then(|v| v.schema.as_ref())
-        .and_then(|s| s.open_api_v3_schema.as_ref())
-        .and_then(|s| serde_json::to_value(s).ok())
-        .unwrap_or_else(|| json!({"type": "object"}));
+    let mut schema = super::crd::nextapp_openapi_schema();
+    if !schema.is_object() {
+        schema = json!({"type": "object"});
+    }
     nullable_to_types(&mut schema);
     if let Some(spec) = schema.pointer_mut("/properties/spec") {
         strict(spec);

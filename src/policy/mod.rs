@@ -1302,14 +1302,7 @@ pub fn admission(app: &NextApp) -> Vec<Problem> {
 thread_local! {
     /// The shipped CRD's rules, compiled once per thread (compiling them is most of the cost).
     static ADMISSION: (kube::core::cel::Validator, kube::core::cel::CompiledSchema) = {
-        let schema = crate::api::crd::nextapp_crd()
-            .spec
-            .versions
-            .first()
-            .and_then(|v| v.schema.as_ref())
-            .and_then(|s| s.open_api_v3_schema.as_ref())
-            .and_then(|s| serde_json::to_value(s).ok())
-            .unwrap_or_default();
+        let schema = crate::api::crd::nextapp_openapi_schema();
         (kube::core::cel::Validator::new(), kube::core::cel::compile_schema(&schema))
     };
 }
@@ -1383,21 +1376,19 @@ mod admission_tests {
 
     #[test]
     fn every_admission_rule_of_the_crd_compiles() {
-        let crd = crate::api::crd::nextapp_crd();
-        let schema =
-            serde_json::to_value(&crd.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema).unwrap();
+        let schema = crate::api::crd::nextapp_openapi_schema();
         let compiled = kube::core::cel::compile_schema(&schema);
         assert!(!compiled.has_errors(), "{:?}", compiled.compilation_errors());
-        assert_eq!(
-            serde_json::to_string(&crd).unwrap().matches("\"rule\"").count(),
-            6
-        );
+        assert_eq!(schema.to_string().matches("\"rule\"").count(), 6);
     }
 
     /// Every schema node carrying rules, with its rules.
     fn rule_nodes(node: &serde_json::Value, out: &mut Vec<(serde_json::Value, Vec<String>)>) {
         if let Some(rules) = node.get("x-kubernetes-validations").and_then(|r| r.as_array()) {
-            let rules = rules.iter().filter_map(|r| r["rule"].as_str().map(str::to_owned)).collect();
+            let rules = rules
+                .iter()
+                .filter_map(|r| r["rule"].as_str().map(str::to_owned))
+                .collect();
             out.push((node.clone(), rules));
         }
         if let Some(props) = node.get("properties").and_then(|p| p.as_object()) {
@@ -1415,8 +1406,7 @@ mod admission_tests {
         // NB: kube-cel's scope analysis is not used: it flags the variables bound by `all(k, ...)`
         // and `exists(k, ...)` as out of scope, although the API server (and the tests above) accept them.
         use kube::core::cel::{compile_schema, estimate_rule_cost};
-        let crd = crate::api::crd::nextapp_crd();
-        let schema = serde_json::to_value(&crd.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema).unwrap();
+        let schema = crate::api::crd::nextapp_openapi_schema();
         let mut nodes = Vec::new();
         rule_nodes(&schema, &mut nodes);
         let mut warnings = Vec::new();
