@@ -106,7 +106,9 @@ fn render(paths: &[PathBuf], output: Option<&Path>, check_only: bool) -> ExitCod
     let checks = pipeline::Checks {
         admission: check_only,
     };
-    let diagnostics = if check_only || output.is_some() {
+    let diagnostics = if check_only {
+        pipeline::render_each(&sources, &opts, checks, drop)
+    } else if output.is_some() {
         pipeline::render_each(&sources, &opts, checks, |app| apps.push(app))
     } else {
         // Stream to stdout batch by batch; render_each calls the sink only once every input is valid.
@@ -115,8 +117,7 @@ fn render(paths: &[PathBuf], output: Option<&Path>, check_only: bool) -> ExitCod
         let diagnostics = pipeline::render_each(&sources, &opts, checks, |app| {
             if !started {
                 started = true;
-                written =
-                    out.write_all(pipeline::header("NextApp documents", layout::REGENERATE_CLI).as_bytes());
+                written = out.write_all(layout::stream_header().as_bytes());
             }
             if written.is_ok() {
                 written = out.write_all(app.text.as_bytes());

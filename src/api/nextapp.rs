@@ -546,14 +546,11 @@ pub struct TrafficStatus {
 
 #[cfg(test)]
 mod tests {
-    use kube::CustomResourceExt;
     use serde_json::Value;
-
-    use super::*;
 
     #[test]
     fn the_crd_has_the_reference_identity_status_subresource_and_printer_columns() {
-        let crd = NextApp::crd();
+        let crd = crate::api::crd::nextapp_crd();
         assert_eq!(crd.metadata.name.as_deref(), Some("nextapps.apps.kn-next.dev"));
         assert_eq!(crd.spec.group, "apps.kn-next.dev");
         assert_eq!(crd.spec.scope, "Namespaced");
@@ -623,7 +620,7 @@ mod tests {
 
     #[test]
     fn every_spec_and_status_field_is_described_in_the_crd() {
-        let crd = NextApp::crd();
+        let crd = crate::api::crd::nextapp_crd();
         let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
         let root = &schema["openAPIV3Schema"];
         let mut missing = Vec::new();

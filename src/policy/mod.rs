@@ -1375,6 +1375,16 @@ mod admission_tests {
     }
 
     #[test]
+    fn the_crd_rules_reject_every_reserved_and_secret_env_name_the_validator_rejects() {
+        // The CEL rule strings repeat RESERVED_ENV and SECRET_ENV; this keeps the lists in step.
+        let ok = format!("image: ghcr.io/a/web@{DIGEST}\n");
+        for name in RESERVED_ENV.iter().chain(SECRET_ENV.iter().map(|(n, _)| n)) {
+            let problems = admission(&app(&format!("{ok}env: {{{name}: x}}\n")));
+            assert_eq!(problems.len(), 1, "{name}: {problems:?}");
+        }
+    }
+
+    #[test]
     fn every_admission_rule_of_the_crd_compiles() {
         let schema = crate::api::crd::nextapp_openapi_schema();
         let compiled = kube::core::cel::compile_schema(&schema);

@@ -67,9 +67,14 @@ pub fn header(what: &str, regenerate: &str) -> String {
     format!("{HEADER_PREFIX} from {what}. DO NOT EDIT: change the source and run `{regenerate}` again.\n")
 }
 
+/// The header of the multi-document stream `knext render` prints.
+pub fn stream_header() -> String {
+    header("NextApp documents", REGENERATE_CLI)
+}
+
 /// Writes all apps as one multi-document stream (documents separated by `---`).
 pub fn stream(apps: &[RenderedApp], out: &mut String) {
-    out.push_str(&header("NextApp documents", REGENERATE_CLI));
+    out.push_str(&stream_header());
     for app in apps {
         out.push_str(&app.text);
     }
