@@ -1,6 +1,6 @@
 //! Build script: renders the NextApp CRD, the NextApp JSON Schema and the bundled `examples/` NextApps
-//! into `generated/`
-//! with the very modules the library and the CLI use (included below through `#[path]`).
+//! into `generated/` with the very modules the library and the CLI use (included below through `#[path]`);
+//! the examples go through the CLI's own pipeline, admission rules included.
 //!
 //! - An invalid example (malformed YAML, unknown field, unpinned image, any broken rule) fails the build
 //!   with `cargo::error=` lines naming `file:line:column` and the field; nothing is written.
@@ -19,6 +19,8 @@
 mod api;
 #[path = "src/output.rs"]
 mod output;
+#[path = "src/pipeline.rs"]
+mod pipeline;
 #[path = "src/policy/mod.rs"]
 mod policy;
 #[path = "src/render/mod.rs"]
@@ -26,12 +28,10 @@ mod render;
 #[path = "src/yaml/mod.rs"]
 mod yaml;
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use render::layout::{self, REGENERATE_BUILD};
-use yaml::parse::Document;
-use yaml::spans::{self, SpanIndex};
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
@@ -74,8 +74,9 @@ fn run(root: &Path) -> Result<(), Vec<String>> {
         .map_err(|e| vec![e.to_string()])
 }
 
-/// Renders every NextApp of `examples/*.yaml` into the GitOps layout under `examples/`.
-fn example_files(root: &Path) -> Result<std::collections::BTreeMap<PathBuf, String>, Vec<String>> {
+/// Renders every NextApp of `examples/*.yaml` into the GitOps layout under `examples/`, through the
+/// CLI's own pipeline (with the CRD's admission rules), then applies the pin gate to what it will write.
+fn example_files(root: &Path) -> Result<BTreeMap<PathBuf, String>, Vec<String>> {
     let dir = root.join("examples");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|e| vec![format!("{}: {e}", dir.display())])?
@@ -83,72 +84,31 @@ fn example_files(root: &Path) -> Result<std::collections::BTreeMap<PathBuf, Stri
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
         .collect();
     paths.sort();
-
-    let texts: Vec<(String, String)> = paths
+    let sources: Vec<pipeline::Source> = paths
         .iter()
         .map(|p| {
             let name = p.strip_prefix(root).unwrap_or(p).display().to_string();
             std::fs::read_to_string(p)
-                .map(|t| (name, t))
+                .map(|text| pipeline::Source { name, text })
                 .map_err(|e| vec![format!("{}: {e}", p.display())])
         })
         .collect::<Result<_, _>>()?;
 
-    let mut errors = Vec::new();
     let mut apps = Vec::new();
-    let mut seen = BTreeSet::new();
-    for (name, text) in &texts {
-        for doc in yaml::parse::split_documents(text)
-            .iter()
-            .filter(|d| !d.is_blank())
-        {
-            let app = match api::parse_nextapp(doc) {
-                Ok(app) => app,
-                Err(e) => {
-                    let at = match (e.line, e.column) {
-                        (Some(l), Some(c)) => format!("{l}:{c}"),
-                        _ => locate(doc, e.path.as_deref().unwrap_or_default()),
-                    };
-                    errors.push(format!(
-                        "{name}:{at}: {}{}",
-                        e.path.map(|p| p + ": ").unwrap_or_default(),
-                        e.message
-                    ));
-                    continue;
-                }
-            };
-            let admitted = policy::admission(&app);
-            for p in &admitted {
-                errors.push(format!("{name}:{}: [{}] {p}", locate(doc, &p.path), p.reason));
-            }
-            match policy::validate(&app) {
-                Err(report) => {
-                    for p in report.errors() {
-                        errors.push(format!("{name}:{}: [{}] {p}", locate(doc, &p.path), p.reason));
-                    }
-                }
-                Ok((valid, report)) => {
-                    for p in report.warnings() {
-                        println!("cargo::warning={name}:{}: {p}", locate(doc, &p.path));
-                    }
-                    if !seen.insert((valid.namespace().to_owned(), valid.name().to_owned())) {
-                        errors.push(format!(
-                            "{name}:{}: NextApp {}/{} is defined twice in examples/",
-                            locate(doc, "metadata.name"),
-                            valid.namespace(),
-                            valid.name()
-                        ));
-                        continue;
-                    }
-                    let manifests = render::app(&valid, &render::RenderOptions::default());
-                    pin_gate(name, &manifests, &mut errors);
-                    match layout::text_of(&valid, &manifests) {
-                        Ok(rendered) => apps.push(rendered),
-                        Err(e) => errors.push(format!("{name}: {e}")),
-                    }
-                }
-            }
+    let checks = pipeline::Checks { admission: true };
+    let diagnostics = pipeline::render_each(&sources, &render::RenderOptions::default(), checks, |app| {
+        apps.push(app)
+    });
+    let mut errors = Vec::new();
+    for d in &diagnostics {
+        if d.class == pipeline::Class::Warning {
+            println!("cargo::warning={d}");
+        } else {
+            errors.push(d.to_string());
         }
+    }
+    for app in &apps {
+        pin_gate(app, &mut errors);
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -159,32 +119,32 @@ fn example_files(root: &Path) -> Result<std::collections::BTreeMap<PathBuf, Stri
         .collect())
 }
 
-/// The build-time pin gate: every container image of every rendered object must be digest-pinned.
-fn pin_gate(source: &str, manifests: &[render::Manifest], errors: &mut Vec<String>) {
-    for m in manifests {
-        let value = match m.to_json() {
-            Ok(v) => v,
-            Err(e) => {
-                errors.push(format!("{source}: {} {}: {e}", m.kind(), m.name()));
+/// The build-time pin gate: every container image in every document about to be written must be
+/// digest-pinned (checked on the written YAML itself, by the one image walker).
+fn pin_gate(app: &layout::RenderedApp, errors: &mut Vec<String>) {
+    for (stem, text) in app.documents() {
+        let docs = yaml::parse::split_documents(text);
+        let value = docs.first().map(yaml::parse::from_document::<serde_json::Value>);
+        let value = match value {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
+                errors.push(format!(
+                    "{}/{} {stem}: rendered YAML does not parse: {e}",
+                    app.namespace, app.name
+                ));
                 continue;
             }
+            None => continue,
         };
         for bad in policy::images::unpinned_images(&value) {
             errors.push(format!(
-                "{source}: {} {} container {} ({}): {}",
-                m.kind(),
-                m.name(),
+                "{}/{} {stem}: container {} ({}): {}",
+                app.namespace,
+                app.name,
                 bad.found.container.as_deref().unwrap_or("-"),
                 bad.found.path,
                 bad.error
             ));
         }
     }
-}
-
-/// `line:column` of the node at `path`, or `?:?` when it cannot be found.
-fn locate(doc: &Document<'_>, path: &str) -> String {
-    SpanIndex::build(doc)
-        .and_then(|index| index.locate(&spans::parse_path(path)))
-        .map_or_else(|| "?:?".to_owned(), |(l, _)| format!("{}:{}", l.line, l.column))
 }

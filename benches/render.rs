@@ -157,7 +157,7 @@ fn render_knext(text: &str) -> String {
     );
     assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.diagnostics.first());
     let mut out = String::with_capacity(outcome.apps.len() * 3 * 1200);
-    pipeline::stream(&outcome.apps, &mut out);
+    knext::render::layout::stream(&outcome.apps, &mut out);
     out
 }
 

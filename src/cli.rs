@@ -149,8 +149,8 @@ fn render(paths: &[PathBuf], output: Option<&Path>, check_only: bool) -> ExitCod
         (Err(e), _) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         (Err(e), _) => fail(&format!("knext: cannot write to stdout: {e}")),
         (Ok(()), Some(dir)) if !check_only => {
-            let files = pipeline::gitops_files(&apps, layout::REGENERATE_CLI);
-            match crate::output::write_tree(dir, &files, pipeline::HEADER_PREFIX) {
+            let files = layout::gitops_files(&apps, layout::REGENERATE_CLI);
+            match crate::output::write_tree(dir, &files, layout::HEADER_PREFIX) {
                 Ok(report) => {
                     eprintln!(
                         "knext: {} app(s) into {}: {} written, {} unchanged, {} removed",
@@ -202,7 +202,7 @@ fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
             for f in files {
                 let source = read_file(&f)?;
                 // knext's own output (e.g. `knext render . -o out`, run twice) is not input.
-                if !source.text.starts_with(pipeline::HEADER_PREFIX) {
+                if !source.text.starts_with(layout::HEADER_PREFIX) {
                     sources.push(source);
                 }
             }

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use crate::api::{self, NextApp};
 use crate::policy::{self, Severity, ValidatedApp};
 use crate::render::RenderOptions;
-pub use crate::render::layout::{self, HEADER_PREFIX, RenderedApp, gitops_files, header, stream};
+use crate::render::layout::{self, RenderedApp};
 use crate::yaml::parse::{self, Document, ParseErrorKind};
 use crate::yaml::spans::{self, SpanIndex};
 
@@ -311,7 +311,7 @@ mod tests {
                 for d in &outcome.diagnostics {
                     out.push_str(&format!("# {d}\n"));
                 }
-                stream(&outcome.apps, &mut out);
+                layout::stream(&outcome.apps, &mut out);
                 insta::assert_snapshot!(out);
             });
         });

@@ -236,7 +236,7 @@ fn rendering_is_deterministic_across_runs_and_thread_pools() {
         let outcome = pipeline::run(&sources, &RenderOptions::default());
         assert_eq!(outcome.exit_code(), 0, "{:#?}", outcome.diagnostics);
         let mut out = String::new();
-        pipeline::stream(&outcome.apps, &mut out);
+        knext::render::layout::stream(&outcome.apps, &mut out);
         out
     };
     let first = render_all();
@@ -244,5 +244,5 @@ fn rendering_is_deterministic_across_runs_and_thread_pools() {
     let single = pool.install(render_all);
     assert_eq!(first, render_all());
     assert_eq!(first, single);
-    assert!(first.starts_with(pipeline::HEADER_PREFIX));
+    assert!(first.starts_with(knext::render::layout::HEADER_PREFIX));
 }
