@@ -1,17 +1,29 @@
-//! Build script: renders the NextApp CRD, the NextApp JSON Schema and the bundled `examples/` NextApps
-//! into `generated/` with the very modules the library and the CLI use (included below through `#[path]`);
-//! the examples go through the CLI's own pipeline, admission rules included.
+//! Build script: renders knext's shipped manifests into `generated/` with the very modules the library
+//! and the CLI use (included below through `#[path]`):
 //!
-//! - An invalid example (malformed YAML, unknown field, unpinned image, any broken rule) fails the build
-//!   with `cargo::error=` lines naming `file:line:column` and the field; nothing is written.
-//! - The pin gate: every container image of every rendered object is checked again, structurally, by
-//!   `policy::images` (the validator already rejects unpinned NextApp images; the gate is what will
-//!   guard knext's own install bundle too).
-//! - A file is written only when its bytes differ; knext-generated YAML files that are no longer produced
-//!   are removed.
-//! - With `CI` set nothing is written: a difference fails the build with "generated/ is stale".
+//! - `crd/nextapps.apps.kn-next.dev.yaml`: the NextApp CRD;
+//! - `install.yaml`: the operator install bundle (CRD first), and `kustomization.yaml` over it;
+//! - `schema/nextapp.schema.json`: the editor JSON Schema;
+//! - `examples/`: the bundled `examples/*.yaml` NextApps in GitOps layout, through the CLI's own
+//!   pipeline, admission rules included.
 //!
-//! It touches nothing outside `generated/` and reads only `examples/` (hence the rerun directives).
+//! The operator image comes from `[package.metadata.knext] operator-image` in Cargo.toml, or from the
+//! `KNEXT_OPERATOR_IMAGE` environment variable when set; it is also compiled into the binary as the
+//! default of `knext install`.
+//!
+//! Rules:
+//! - An invalid example fails the build with `cargo::error=` lines naming `file:line:column` and the
+//!   field; nothing is written.
+//! - The pin gate ([`pipeline::pin_gate`]) walks every object of every YAML file about to be written;
+//!   any image that is not digest-pinned fails the build, naming the file, object, container, image
+//!   and fix; nothing is written.
+//! - A file is written only when its bytes differ; knext-generated YAML files that are no longer
+//!   produced are removed. With `CI` set nothing is written: a difference fails the build with
+//!   "generated/ is stale: run cargo build and commit".
+//! - The bundle is also written to `OUT_DIR/install.yaml`, which the library embeds.
+//!
+//! It touches nothing outside `generated/` and `OUT_DIR`, and reads only Cargo.toml and `examples/`
+//! (hence the rerun directives).
 
 #![allow(dead_code)] // the shared modules carry more than the build script uses
 
@@ -31,14 +43,21 @@ mod yaml;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use render::bundle::{self, InstallOptions};
 use render::layout::{self, REGENERATE_BUILD};
+
+/// The environment variable that overrides the operator image at build time.
+const IMAGE_ENV: &str = "KNEXT_OPERATOR_IMAGE";
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-changed=Cargo.toml");
     println!("cargo::rerun-if-changed=examples");
     println!("cargo::rerun-if-env-changed=CI");
+    println!("cargo::rerun-if-env-changed={IMAGE_ENV}");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    if let Err(errors) = run(&root) {
+    let out_dir = std::env::var_os("OUT_DIR").map(PathBuf::from);
+    if let Err(errors) = run(&root, out_dir.as_deref()) {
         for e in errors {
             // One line per error: cargo prints `error: <message>` and fails the build.
             println!("cargo::error={}", e.replace('\n', " "));
@@ -46,36 +65,97 @@ fn main() {
     }
 }
 
-fn run(root: &Path) -> Result<(), Vec<String>> {
+fn run(root: &Path, out_dir: Option<&Path>) -> Result<(), Vec<String>> {
+    let image = operator_image(root).map_err(|e| vec![e])?;
     let mut files = example_files(root)?;
+
     let schema = serde_json::to_string_pretty(&api::schema::nextapp_json_schema())
         .map_err(|e| vec![format!("failed to serialize the NextApp schema: {e}")])?;
     files.insert("schema/nextapp.schema.json".into(), schema + "\n");
+
     let crd = yaml::emit::to_string(&api::crd::nextapp_crd())
         .map_err(|e| vec![format!("failed to write the NextApp CRD: {e}")])?;
     let crd = layout::header("the NextApp Rust types", REGENERATE_BUILD) + &crd;
     files.insert("crd/nextapps.apps.kn-next.dev.yaml".into(), crd);
 
-    let generated = root.join("generated");
-    let header = layout::HEADER_PREFIX;
-    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
-        let stale = output::check_tree(&generated, &files, header).map_err(|e| vec![e.to_string()])?;
-        if !stale.is_empty() {
-            let list: Vec<String> = stale.iter().map(|p| p.display().to_string()).collect();
-            return Err(vec![format!(
-                "generated/ is stale: run cargo build and commit (differs: {})",
-                list.join(", ")
-            )]);
+    let install = bundle::install_text(&InstallOptions::new(&image), REGENERATE_BUILD)
+        .map_err(|e| vec![e.to_string()])?;
+    files.insert("install.yaml".into(), install.clone());
+    files.insert(
+        "kustomization.yaml".into(),
+        layout::kustomization(
+            "knext's install bundle",
+            REGENERATE_BUILD,
+            &["install.yaml".into()],
+        ),
+    );
+
+    let named: Vec<(String, &str)> = files
+        .iter()
+        .map(|(path, text)| (format!("generated/{}", path.display()), text.as_str()))
+        .filter(|(name, _)| pipeline::is_yaml_name(name))
+        .collect();
+    let violations = pipeline::pin_gate(named.iter().map(|(n, t)| (n.as_str(), *t)));
+    if !violations.is_empty() {
+        let mut errors: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        if std::env::var_os(IMAGE_ENV).is_some() {
+            errors.push(format!(
+                "(the operator image came from the {IMAGE_ENV} environment variable)"
+            ));
         }
-        return Ok(());
+        errors.push(format!(
+            "{} unpinned image(s): nothing was written",
+            violations.len()
+        ));
+        return Err(errors);
     }
-    output::write_tree(&generated, &files, header)
-        .map(|_| ())
-        .map_err(|e| vec![e.to_string()])
+
+    if let Some(out_dir) = out_dir {
+        std::fs::write(out_dir.join("install.yaml"), &install)
+            .map_err(|e| vec![format!("{}: {e}", out_dir.display())])?;
+    }
+    output::sync_tree(
+        &root.join("generated"),
+        "generated/",
+        &files,
+        layout::HEADER_PREFIX,
+        output::is_ci(),
+    )
+    .map(|_| ())
+    .map_err(|e| vec![e.to_string()])
+}
+
+/// The operator image: `KNEXT_OPERATOR_IMAGE` if set, else Cargo.toml's
+/// `[package.metadata.knext] operator-image`. Compiled into the library as `knext install`'s default.
+fn operator_image(root: &Path) -> Result<String, String> {
+    let image = match std::env::var(IMAGE_ENV) {
+        Ok(v) if !v.trim().is_empty() => v.trim().to_owned(),
+        _ => {
+            let path = root.join("Cargo.toml");
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let manifest: toml::Table = text.parse().map_err(|e| format!("{}: {e}", path.display()))?;
+            manifest
+                .get("package")
+                .and_then(|p| p.get("metadata"))
+                .and_then(|m| m.get("knext"))
+                .and_then(|k| k.get("operator-image"))
+                .and_then(toml::Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    format!(
+                        "{}: [package.metadata.knext] operator-image is missing: set it to the \
+                         digest-pinned operator image",
+                        path.display()
+                    )
+                })?
+        }
+    };
+    println!("cargo::rustc-env=KNEXT_DEFAULT_OPERATOR_IMAGE={image}");
+    Ok(image)
 }
 
 /// Renders every NextApp of `examples/*.yaml` into the GitOps layout under `examples/`, through the
-/// CLI's own pipeline (with the CRD's admission rules), then applies the pin gate to what it will write.
+/// CLI's own pipeline (with the CRD's admission rules).
 fn example_files(root: &Path) -> Result<BTreeMap<PathBuf, String>, Vec<String>> {
     let dir = root.join("examples");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -107,9 +187,6 @@ fn example_files(root: &Path) -> Result<BTreeMap<PathBuf, String>, Vec<String>> 
             errors.push(d.to_string());
         }
     }
-    for app in &apps {
-        pin_gate(app, &mut errors);
-    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -117,34 +194,4 @@ fn example_files(root: &Path) -> Result<BTreeMap<PathBuf, String>, Vec<String>> 
         .into_iter()
         .map(|(path, text)| (Path::new("examples").join(path), text))
         .collect())
-}
-
-/// The build-time pin gate: every container image in every document about to be written must be
-/// digest-pinned (checked on the written YAML itself, by the one image walker).
-fn pin_gate(app: &layout::RenderedApp, errors: &mut Vec<String>) {
-    for (stem, text) in app.documents() {
-        let docs = yaml::parse::split_documents(text);
-        let value = docs.first().map(yaml::parse::from_document::<serde_json::Value>);
-        let value = match value {
-            Some(Ok(v)) => v,
-            Some(Err(e)) => {
-                errors.push(format!(
-                    "{}/{} {stem}: rendered YAML does not parse: {e}",
-                    app.namespace, app.name
-                ));
-                continue;
-            }
-            None => continue,
-        };
-        for bad in policy::images::unpinned_images(&value) {
-            errors.push(format!(
-                "{}/{} {stem}: container {} ({}): {}",
-                app.namespace,
-                app.name,
-                bad.found.container.as_deref().unwrap_or("-"),
-                bad.found.path,
-                bad.error
-            ));
-        }
-    }
 }

@@ -54,6 +54,25 @@ enum Command {
     Schema,
     /// Print the NextApp CustomResourceDefinition (apply with `kubectl apply --server-side -f -`).
     Crd,
+    /// Print knext's install bundle: the NextApp CRD and the operator (Namespace with Pod Security
+    /// Admission `restricted`, NetworkPolicy, PodDisruptionBudget, ServiceAccount, least-privilege RBAC,
+    /// metrics Service, Deployment). Apply with `kubectl apply --server-side -f -`.
+    ///
+    /// The operator image must be digest-pinned: anything else is refused (exit 1) and nothing is
+    /// printed.
+    Install {
+        /// Operator image, pinned by digest (`registry/repo@sha256:<64 hex>`). Defaults to the image
+        /// this knext was built with.
+        #[arg(long, env = "KNEXT_OPERATOR_IMAGE", value_name = "REF")]
+        image: Option<String>,
+        /// Namespace to install the operator into (the bundle creates it).
+        #[arg(short = 'n', long, default_value = crate::api::operator::NAMESPACE, value_name = "NS")]
+        namespace: String,
+        /// Leave out the NextApp admin/editor/viewer ClusterRoles that aggregate into the built-in
+        /// admin, edit and view roles.
+        #[arg(long)]
+        no_aggregated_roles: bool,
+    },
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -72,10 +91,44 @@ pub fn run() -> ExitCode {
             Ok(yaml) => print_stdout(&(layout::header("the NextApp Rust types", "knext crd") + &yaml)),
             Err(e) => fail(&format!("knext: failed to write the CRD: {e}")),
         },
+        Command::Install {
+            image,
+            namespace,
+            no_aggregated_roles,
+        } => install(
+            image.as_deref().unwrap_or(crate::install::DEFAULT_OPERATOR_IMAGE),
+            &namespace,
+            !no_aggregated_roles,
+        ),
         Command::Schema => match serde_json::to_string_pretty(&crate::api::schema::nextapp_json_schema()) {
             Ok(s) => print_stdout(&(s + "\n")),
             Err(e) => fail(&format!("knext: failed to serialize the schema: {e}")),
         },
+    }
+}
+
+fn install(image: &str, namespace: &str, aggregated_roles: bool) -> ExitCode {
+    use crate::pipeline::InstallFailure;
+    use crate::render::bundle::InstallOptions;
+    let opts = InstallOptions {
+        image,
+        namespace,
+        aggregated_roles,
+    };
+    match pipeline::install_yaml(&opts, "<install bundle>", "knext install") {
+        Ok(text) => print_stdout(&text),
+        Err(InstallFailure::Options(e)) => fail(&format!("knext: {e}")),
+        Err(InstallFailure::Unpinned(violations)) => {
+            let mut stderr = std::io::stderr().lock();
+            for v in &violations {
+                let _ = writeln!(stderr, "{v}");
+            }
+            let _ = writeln!(
+                stderr,
+                "knext: the operator image must be digest-pinned; nothing was printed"
+            );
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -189,58 +242,7 @@ fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
             });
             continue;
         }
-        let meta = std::fs::metadata(path).map_err(|e| format!("knext: {}: {e}", path.display()))?;
-        if meta.is_dir() {
-            let mut files = Vec::new();
-            walk(path, &mut files)?;
-            if files.is_empty() {
-                return Err(format!(
-                    "knext: {}: no *.yaml or *.yml files found",
-                    path.display()
-                ));
-            }
-            for f in files {
-                let source = read_file(&f)?;
-                // knext's own output (e.g. `knext render . -o out`, run twice) is not input.
-                if !source.text.starts_with(layout::HEADER_PREFIX) {
-                    sources.push(source);
-                }
-            }
-        } else {
-            sources.push(read_file(path)?);
-        }
+        sources.extend(pipeline::read_path(path).map_err(|e| format!("knext: {e}"))?);
     }
     Ok(sources)
-}
-
-fn read_file(path: &Path) -> Result<Source, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("knext: {}: {e}", path.display()))?;
-    Ok(Source {
-        name: path.display().to_string(),
-        text,
-    })
-}
-
-fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| format!("knext: {}: {e}", dir.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("knext: {}: {e}", dir.display()))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let hidden = entry.file_name().to_string_lossy().starts_with('.');
-        let kind = entry
-            .file_type()
-            .map_err(|e| format!("knext: {}: {e}", path.display()))?;
-        if hidden {
-            continue;
-        }
-        if kind.is_dir() {
-            walk(&path, files)?;
-        } else if path.extension().is_some_and(|x| x == "yaml" || x == "yml") {
-            files.push(path);
-        }
-    }
-    Ok(())
 }

@@ -9,7 +9,9 @@
 //! `build.rs`; [`pipeline`], [`output`] and [`cli`] serve the command line.
 
 pub mod api;
+pub mod build;
 pub mod cli;
+pub mod install;
 pub mod output;
 pub mod pipeline;
 pub mod policy;

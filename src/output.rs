@@ -1,6 +1,6 @@
 //! Writing a rendered manifest tree to disk (`knext render -o DIR`).
 //!
-//! This module belongs to the CLI only; it is not shared with `build.rs` and knows nothing about
+//! Shared by the CLI, `build.rs` and [`crate::build`] (users' build scripts); it knows nothing about
 //! NextApp or Kubernetes. Rendering happens fully in memory first; [`write_tree`] then receives the
 //! complete set of files (`<namespace>/<app>/<object>.yaml` plus `kustomization.yaml`, relative to
 //! the output root) and brings the directory in line with it.
@@ -149,6 +149,59 @@ pub fn check_tree(
     }
     out.sort();
     Ok(out)
+}
+
+/// Why [`sync_tree`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Compare-only mode found differences.
+    #[error("{name} is stale: run cargo build and commit (differs: {})", list(.paths))]
+    Stale {
+        /// The tree's display name, e.g. `generated/`.
+        name: String,
+        /// What differs, relative to the tree's root.
+        paths: Vec<PathBuf>,
+    },
+    /// Reading or writing failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    names.join(", ")
+}
+
+/// The build-script rule for committed generated trees: with `compare_only` (CI) nothing is written
+/// and any difference is [`SyncError::Stale`]; otherwise [`write_tree`] brings `root` in line, writing
+/// only files whose bytes differ. `name` is how errors call the tree (e.g. `generated/`).
+pub fn sync_tree(
+    root: &Path,
+    name: &str,
+    files: &BTreeMap<PathBuf, String>,
+    header_prefix: &str,
+    compare_only: bool,
+) -> Result<WriteReport, SyncError> {
+    if compare_only {
+        let paths = check_tree(root, files, header_prefix)?;
+        if !paths.is_empty() {
+            return Err(SyncError::Stale {
+                name: name.to_owned(),
+                paths,
+            });
+        }
+        return Ok(WriteReport {
+            unchanged: files.keys().cloned().collect(),
+            ..WriteReport::default()
+        });
+    }
+    Ok(write_tree(root, files, header_prefix)?)
+}
+
+/// True when the environment says this is CI (`CI` set, and not empty, `0` or `false`): build scripts
+/// compare instead of writing.
+pub fn is_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !(v.is_empty() || v == "0" || v == "false"))
 }
 
 /// Read-only twin of [`prune_dir`]: collects the generated files it would remove.

@@ -1,7 +1,7 @@
 //! The CLI's pipeline: sources → documents → NextApps → validation → manifests, with diagnostics that
 //! name `file:line:column` and the field path.
 //!
-//! Not shared with `build.rs` (it runs documents on a thread pool). Reading files is the caller's job;
+//! Shared with `build.rs` (which runs it for the bundled examples and its pin gate). Reading files is the caller's job;
 //! this module is pure apart from the thread pool, and its output order is the input order.
 
 use std::collections::BTreeMap;
@@ -277,6 +277,165 @@ fn locate(doc: &Document<'_>, path: &str) -> Option<(usize, usize)> {
         .map(|(l, _)| (l.line, l.column))
 }
 
+/// Reads NextApp sources from `path`: a file as it is, a directory recursively (*.yaml and *.yml in
+/// sorted order, hidden entries skipped, files knext generated skipped so output directories may live
+/// inside input directories). An empty directory is an error. Errors name the path.
+pub fn read_path(path: &std::path::Path) -> Result<Vec<Source>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_dir() {
+        return Ok(vec![read_file(path)?]);
+    }
+    let mut files = Vec::new();
+    walk(path, &mut files)?;
+    if files.is_empty() {
+        return Err(format!("{}: no *.yaml or *.yml files found", path.display()));
+    }
+    let mut sources = Vec::with_capacity(files.len());
+    for f in files {
+        let source = read_file(&f)?;
+        // knext's own output (e.g. `knext render . -o out`, run twice) is not input.
+        if !source.text.starts_with(layout::HEADER_PREFIX) {
+            sources.push(source);
+        }
+    }
+    Ok(sources)
+}
+
+fn read_file(path: &std::path::Path) -> Result<Source, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Source {
+        name: path.display().to_string(),
+        text,
+    })
+}
+
+fn walk(dir: &std::path::Path, files: &mut Vec<std::path::PathBuf>) -> Result<(), String> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let kind = entry
+            .file_type()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if kind.is_dir() {
+            walk(&path, files)?;
+        } else if path.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Why [`install_yaml`] produced nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallFailure {
+    /// The options are unusable (e.g. an invalid namespace).
+    #[error(transparent)]
+    Options(#[from] crate::render::bundle::InstallError),
+    /// The pin gate rejected images of the rendered bundle.
+    #[error("{} unpinned image(s)", .0.len())]
+    Unpinned(Vec<PinViolation>),
+}
+
+/// The install bundle as YAML text, with the pin gate applied: nothing is returned unless every image
+/// is digest-pinned. `name` is what violations call the output (e.g. `install.yaml`).
+pub fn install_yaml(
+    opts: &crate::render::bundle::InstallOptions<'_>,
+    name: &str,
+    regenerate: &str,
+) -> Result<String, InstallFailure> {
+    let text = crate::render::bundle::install_text(opts, regenerate)?;
+    let violations = pin_gate([(name, text.as_str())]);
+    if violations.is_empty() {
+        Ok(text)
+    } else {
+        Err(InstallFailure::Unpinned(violations))
+    }
+}
+
+/// Whether a generated file's name says YAML (what [`pin_gate`] reads).
+pub fn is_yaml_name(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+/// An image the pin gate rejected, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinViolation {
+    /// The file (or other named text) the object is in.
+    pub file: String,
+    /// `Kind namespace/name` (or `Kind name` for cluster-scoped objects) of the object.
+    pub object: String,
+    /// The container's name, if it has one (`None` for a NextApp's `spec.image`).
+    pub container: Option<String>,
+    /// JSON path of the `image` field within the object.
+    pub path: String,
+    /// Why it is rejected, naming the image and the fix.
+    pub message: String,
+}
+
+impl fmt::Display for PinViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: ", self.file, self.object)?;
+        if let Some(c) = &self.container {
+            write!(f, "container {c:?} ")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, "({}): ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// The pin gate: every container image (every container, initContainer and ephemeralContainer of
+/// every pod template of any kind, and NextApp `spec.image`) in every YAML document of every file must
+/// be digest-pinned. `files` are `(name, YAML text)` pairs (callers leave out files that are not YAML).
+/// A document that does not parse is a violation too: the gate never waves through what it cannot read.
+pub fn pin_gate<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<PinViolation> {
+    let mut out = Vec::new();
+    for (file, text) in files {
+        for doc in parse::split_documents(text) {
+            if doc.is_blank() {
+                continue;
+            }
+            let value = match parse::from_document::<serde_json::Value>(&doc) {
+                Ok(v) => v,
+                Err(e) => {
+                    out.push(PinViolation {
+                        file: file.to_owned(),
+                        object: "document".into(),
+                        container: None,
+                        path: String::new(),
+                        message: format!("does not parse, so its images cannot be checked: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let field = |key: &str| value.pointer(key).and_then(serde_json::Value::as_str);
+            let object = match (field("/metadata/namespace"), field("/metadata/name")) {
+                (Some(ns), Some(name)) => format!("{} {ns}/{name}", field("/kind").unwrap_or("object")),
+                (None, Some(name)) => format!("{} {name}", field("/kind").unwrap_or("object")),
+                _ => field("/kind").unwrap_or("object").to_owned(),
+            };
+            for bad in policy::images::unpinned_images(&value) {
+                out.push(PinViolation {
+                    file: file.to_owned(),
+                    object: object.clone(),
+                    container: bad.found.container,
+                    path: bad.found.path,
+                    message: bad.error.to_string(),
+                });
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,5 +567,72 @@ mod tests {
         let mut want: Vec<_> = (0..50).map(|i| format!("app-{i}")).collect();
         want.push("bad".into());
         assert_eq!(names, want);
+    }
+
+    const PINNED: &str =
+        "r.example/a@sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    #[test]
+    fn the_pin_gate_names_file_object_container_image_and_fix() {
+        let text = format!(
+            "---\napiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: nightly\n  namespace: ops\n\
+             spec:\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          initContainers:\n\
+             \x20         - name: migrate\n            image: r.example/migrate:v2\n          containers:\n\
+             \x20         - name: job\n            image: {PINNED}\n---\napiVersion: v1\nkind: Pod\n\
+             metadata:\n  name: debug\nspec:\n  ephemeralContainers:\n  - name: shell\n    image: busybox\n\
+             ---\napiVersion: apps.kn-next.dev/v1alpha1\nkind: NextApp\nmetadata:\n  name: shop\n\
+             spec:\n  image: shop:latest\n---\nkind: ClusterThing\nmetadata:\n  name: fine\n"
+        );
+        let got: Vec<String> = pin_gate([("gitops/all.yaml", text.as_str())])
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got.len(), 3, "{got:#?}");
+        assert!(
+            got[0].starts_with(
+                "gitops/all.yaml: CronJob ops/nightly: container \"migrate\" \
+                 (spec.jobTemplate.spec.template.spec.initContainers[0].image): image \
+                 \"r.example/migrate:v2\" is tag-only (\"v2\"), which is mutable; pin it by digest: \
+                 r.example/migrate:v2@sha256:<64 hex>"
+            ),
+            "{}",
+            got[0]
+        );
+        assert!(got[1].starts_with("gitops/all.yaml: Pod debug: container \"shell\" (spec.ephemeralContainers[0].image): image \"busybox\" has no tag or digest"), "{}", got[1]);
+        assert!(got[2].starts_with("gitops/all.yaml: NextApp shop: (spec.image): image \"shop:latest\" uses the mutable \"latest\" tag"), "{}", got[2]);
+    }
+
+    #[test]
+    fn the_pin_gate_does_not_wave_through_what_it_cannot_read() {
+        let got = pin_gate([("x.yaml", "kind: [unclosed\n")]);
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0].to_string().starts_with("x.yaml: document: does not parse"),
+            "{}",
+            got[0]
+        );
+        assert!(pin_gate([("x.yaml", "---\n---\n")]).is_empty());
+    }
+
+    #[test]
+    fn install_yaml_refuses_an_unpinned_operator_image_and_accepts_a_pinned_one() {
+        use crate::render::bundle::InstallOptions;
+        for bad in [
+            "ghcr.io/x/knext:latest",
+            "ghcr.io/x/knext:v1",
+            "ghcr.io/x/knext",
+            "",
+        ] {
+            match install_yaml(&InstallOptions::new(bad), "install.yaml", "t") {
+                Err(InstallFailure::Unpinned(v)) => {
+                    assert_eq!(v.len(), 1, "{bad}");
+                    assert_eq!(v[0].object, "Deployment knext-system/knext-operator");
+                    assert_eq!(v[0].container.as_deref(), Some("operator"));
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let text = install_yaml(&InstallOptions::new(PINNED), "install.yaml", "t").unwrap();
+        assert!(text.contains(&format!("image: {PINNED}\n")));
     }
 }

@@ -89,4 +89,84 @@ mod tests {
         assert_eq!(names, ["apiVersion", "kind", "metadata", "spec", "status"]);
         assert_eq!(root.required.as_deref(), Some(&["spec".to_owned()][..]));
     }
+
+    /// One line per schema property: path, type, `required`, `nullable`, enum values and CEL rules.
+    fn surface(schema: &serde_json::Value, path: &str, required: bool, out: &mut Vec<String>) {
+        use serde_json::Value;
+        let mut line = format!(
+            "{}: {}",
+            if path.is_empty() { "." } else { path },
+            schema["type"].as_str().unwrap_or("any")
+        );
+        if let Some(f) = schema["format"].as_str() {
+            line.push_str(&format!(" ({f})"));
+        }
+        if required {
+            line.push_str(" required");
+        }
+        if schema["nullable"] == Value::Bool(true) {
+            line.push_str(" nullable");
+        }
+        if let Some(e) = schema["enum"].as_array() {
+            let values: Vec<String> = e.iter().map(ToString::to_string).collect();
+            line.push_str(&format!(" enum[{}]", values.join(", ")));
+        }
+        out.push(line);
+        for rule in schema["x-kubernetes-validations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            out.push(format!("  rule: {}", rule["rule"].as_str().unwrap_or_default()));
+        }
+        let req: Vec<&str> = schema["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if let Some(props) = schema["properties"].as_object() {
+            for (k, v) in props {
+                surface(v, &format!("{path}.{k}"), req.contains(&k.as_str()), out);
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            surface(items, &format!("{path}[]"), false, out);
+        }
+        if let Some(values) = schema.get("additionalProperties").filter(|v| v.is_object()) {
+            surface(values, &format!("{path}.*"), false, out);
+        }
+    }
+
+    /// The CRD's API surface, for review in pull requests (the full CRD is generated/crd/).
+    #[test]
+    fn crd_surface_snapshot() {
+        let crd = nextapp_crd();
+        let mut out = vec![
+            format!("name: {}", crd.metadata.name.clone().unwrap_or_default()),
+            format!("scope: {}", crd.spec.scope),
+        ];
+        for v in &crd.spec.versions {
+            out.push(format!(
+                "version {} served={} storage={}",
+                v.name, v.served, v.storage
+            ));
+            out.push(format!(
+                "  status subresource: {}",
+                v.subresources.as_ref().is_some_and(|s| s.status.is_some())
+            ));
+            for c in v.additional_printer_columns.iter().flatten() {
+                out.push(format!(
+                    "  column {} ({}) priority={}: {}",
+                    c.name,
+                    c.type_,
+                    c.priority.unwrap_or(0),
+                    c.json_path
+                ));
+            }
+        }
+        surface(&nextapp_openapi_schema(), "", false, &mut out);
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots"));
+        settings.set_prepend_module_to_snapshot(false);
+        settings.bind(|| insta::assert_snapshot!("nextapp_crd_surface", out.join("\n")));
+    }
 }

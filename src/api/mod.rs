@@ -62,6 +62,34 @@ pub mod ports {
     pub const AUTOSCALING_METRICS: i32 = 9090;
 }
 
+/// knext's own operator: names, ports and identity shared by the install bundle and `knext operator`.
+pub mod operator {
+    /// Name of the operator's Deployment, ServiceAccount, ClusterRole, bindings, PDB and NetworkPolicy.
+    pub const NAME: &str = "knext-operator";
+    /// Namespace the bundle installs into unless told otherwise.
+    pub const NAMESPACE: &str = "knext-system";
+    /// Name of the operator's container.
+    pub const CONTAINER: &str = "operator";
+    /// Path of the knext binary inside the operator image (its entrypoint).
+    pub const BINARY: &str = "/knext";
+    /// Prometheus metrics port (`/metrics`).
+    pub const METRICS_PORT: i32 = 8080;
+    /// Health port (`/healthz`, `/readyz`).
+    pub const HEALTH_PORT: i32 = 8081;
+    /// uid and gid of distroless's `nonroot` user, which the operator runs as.
+    pub const RUN_AS_ID: i64 = 65532;
+    /// Replicas of the Deployment (one leader, one warm standby).
+    pub const REPLICAS: i32 = 2;
+    /// Seconds the pod gets between SIGTERM and SIGKILL: finish in-flight reconciles, release the lease.
+    pub const TERMINATION_GRACE_SECONDS: i64 = 30;
+    /// Name of the leader-election Lease in the operator's namespace.
+    pub const LEASE: &str = "knext-operator-leader";
+    /// Env var carrying the pod name (the leader-election identity).
+    pub const ENV_POD_NAME: &str = "KNEXT_POD_NAME";
+    /// Env var carrying the pod namespace (where the Lease lives).
+    pub const ENV_POD_NAMESPACE: &str = "KNEXT_POD_NAMESPACE";
+}
+
 /// Condition reasons shared by the validator and the operator.
 pub mod reasons {
     /// The image reference is not digest-pinned or malformed.

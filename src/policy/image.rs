@@ -227,6 +227,12 @@ pub fn check_pinned(reference: &str) -> Result<ImageRef<'_>, ImageError> {
             "the hash has uppercase hex characters; write it in lowercase",
         )));
     }
+    // The old guard let `@sha256:000…0` through as a "placeholder"; no image has that digest.
+    if hex.bytes().all(|b| b == b'0') {
+        return Err(malformed(String::from(
+            "the all-zero hash is a placeholder, not the digest of a real image",
+        )));
+    }
     Ok(ImageRef {
         domain: parts.domain,
         path: parts.path,
@@ -612,6 +618,17 @@ mod tests {
             (None, "localhost", Some("5000"))
         );
         assert!(parse("foo/Bar").is_err());
+    }
+
+    #[test]
+    fn the_all_zero_placeholder_digest_is_not_a_pin() {
+        let zeros = format!("ghcr.io/kn-next/knext@sha256:{}", "0".repeat(64));
+        let err = check_pinned(&zeros).unwrap_err();
+        assert!(matches!(err, ImageError::MalformedDigest { .. }), "{err:?}");
+        assert!(err.to_string().contains("placeholder"), "{err}");
+        // One non-zero character makes it an ordinary digest again.
+        let almost = format!("ghcr.io/kn-next/knext@sha256:{}1", "0".repeat(63));
+        assert!(check_pinned(&almost).is_ok());
     }
 
     #[test]

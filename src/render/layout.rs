@@ -111,7 +111,8 @@ pub fn gitops_files(apps: &[RenderedApp], regenerate: &str) -> BTreeMap<PathBuf,
     files
 }
 
-fn kustomization(what: &str, regenerate: &str, resources: &[String]) -> String {
+/// A `kustomization.yaml` listing `resources`, with the generated-file header.
+pub fn kustomization(what: &str, regenerate: &str, resources: &[String]) -> String {
     let mut out = header(what, regenerate);
     out.push_str("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n");
     for r in resources {

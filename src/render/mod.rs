@@ -4,6 +4,7 @@
 //! snapshots, users' build scripts and the operator, so every entry point emits identical objects.
 
 pub mod app;
+pub mod bundle;
 pub mod layout;
 
 use k8s_openapi::api::core::v1::ServiceAccount;
