@@ -1,8 +1,8 @@
 # knext task runner (make is on every machine; just is not).
 
-.PHONY: build generate test lint fmt bless render conformance bench fuzz ci
+.PHONY: build generate test lint fmt bless render conformance bench fuzz ci install operator-image
 
-# regenerate generated/ (build.rs renders examples/ and the JSON Schema); commit the result
+# regenerate generated/ (build.rs renders the install bundle, the CRD, examples/ and the JSON Schema); commit the result
 generate:
 	cargo build
 
@@ -26,6 +26,14 @@ fmt:
 bless:
 	INSTA_UPDATE=always cargo test
 	git status --short snapshots/
+
+# print knext's install bundle (operator + CRD)
+install:
+	cargo run --release --quiet -- install
+
+# build the operator image as an OCI layout (no Docker engine needed); prints its digest
+operator-image:
+	scripts/operator-image.sh target/operator-image
 
 # render the bundled examples into out/examples
 render:

@@ -1439,9 +1439,8 @@ mod admission_tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut checked = 0;
         for dir in ["snapshots/inputs/valid", "examples"] {
-            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
-                let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-                for doc in crate::yaml::parse::split_documents(&text)
+            for source in crate::pipeline::read_path(&root.join(dir)).unwrap() {
+                for doc in crate::yaml::parse::split_documents(&source.text)
                     .iter()
                     .filter(|d| !d.is_blank())
                 {

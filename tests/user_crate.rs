@@ -1,0 +1,153 @@
+//! Builds the example user crate (examples/user-crate, whose build.rs calls `knext::build::Bundle`) with
+//! real `cargo build` runs: a tag-only image fails the build and writes nothing; a pinned one writes
+//! exactly the committed files; with CI set a stale tree fails and nothing is written.
+//!
+//! The crate is copied to a temporary directory with its dependency on knext pointed at this checkout;
+//! builds share `target/user-crate-test` so only the first one compiles knext's dependencies.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn example() -> PathBuf {
+    Path::new(ROOT).join("examples/user-crate")
+}
+
+/// Copies the example crate (sources, apps, lock file, committed output) into a fresh directory.
+fn scratch_crate() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&example(), dir.path());
+    let manifest = dir.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let patched = text.replace(r#"path = "../..""#, &format!("path = {ROOT:?}"));
+    assert_ne!(
+        text, patched,
+        "the example's knext dependency is not `path = \"../..\"`"
+    );
+    std::fs::write(&manifest, patched).unwrap();
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+fn cargo_build(dir: &Path, ci: bool) -> Output {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--locked", "--quiet"])
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", Path::new(ROOT).join("target/user-crate-test"))
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .env_remove("KNEXT_OPERATOR_IMAGE");
+    if ci {
+        cmd.env("CI", "true");
+    } else {
+        cmd.env_remove("CI");
+    }
+    cmd.output().unwrap()
+}
+
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((
+                    path.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&path).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// One test, so the scratch builds run one after another on the shared target directory.
+#[test]
+fn the_example_user_crate_builds_with_the_pin_gate_and_the_ci_rule() {
+    let committed = files_under(&example().join("generated"));
+    assert!(committed.len() >= 9, "{committed:?}");
+
+    // 1. Tag-only image: the build fails, names file:line:column and the fix, writes nothing.
+    let krate = scratch_crate();
+    let app = krate.path().join("apps/checkout.yaml");
+    let text = std::fs::read_to_string(&app).unwrap();
+    let tag_only = text
+        .lines()
+        .map(|l| match l.split_once("@sha256:") {
+            Some((image, _)) if l.trim_start().starts_with("image:") => image.to_owned(),
+            _ => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&app, tag_only).unwrap();
+    std::fs::remove_dir_all(krate.path().join("generated")).unwrap();
+    let out = cargo_build(krate.path(), false);
+    let err = stderr(&out);
+    assert!(
+        !out.status.success(),
+        "the build passed with a tag-only image:\n{err}"
+    );
+    assert!(
+        err.contains("apps/checkout.yaml:8:10: error [InvalidImage]: spec.image: image \"registry.example.com/team-checkout/checkout:2.3.1\" is tag-only"),
+        "{err}"
+    );
+    assert!(err.contains("pin it by digest"), "{err}");
+    assert!(err.contains("nothing was written"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        !krate.path().join("generated").exists(),
+        "the failed build wrote files"
+    );
+
+    // 2. The committed, pinned apps: the build writes exactly the committed files.
+    let krate = scratch_crate();
+    std::fs::remove_dir_all(krate.path().join("generated")).unwrap();
+    let out = cargo_build(krate.path(), false);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(files_under(&krate.path().join("generated")), committed);
+
+    // 3. CI: an up-to-date tree passes; a stale one fails and is left as it was.
+    let out = cargo_build(krate.path(), true);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let app = krate.path().join("apps/payments-webhook.yaml");
+    let text = std::fs::read_to_string(&app).unwrap();
+    std::fs::write(&app, text + "  env:\n    LOG_LEVEL: debug\n").unwrap();
+    let out = cargo_build(krate.path(), true);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "a stale tree passed in CI:\n{err}");
+    assert!(
+        err.contains("generated/ is stale: run cargo build and commit"),
+        "{err}"
+    );
+    assert!(
+        err.contains("team-checkout/payments-webhook/knative-service.yaml"),
+        "{err}"
+    );
+    assert_eq!(files_under(&krate.path().join("generated")), committed);
+}
