@@ -1,6 +1,7 @@
 //! Builds the example user crate (examples/user-crate, whose build.rs calls `knext::build::Bundle`) with
 //! real `cargo build` runs: a tag-only image fails the build and writes nothing; a pinned one writes
-//! exactly the committed files; with CI set a stale tree fails and nothing is written.
+//! exactly the committed files; with CI set a stale tree fails and nothing is written; and knext's own
+//! build script (knext is a build dependency) fails on `KNEXT_OPERATOR_IMAGE=…:latest`.
 //!
 //! The crate is copied to a temporary directory with its dependency on knext pointed at this checkout;
 //! builds share `target/user-crate-test` so only the first one compiles knext's dependencies.
@@ -48,6 +49,12 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn cargo_build(dir: &Path, ci: bool) -> Output {
+    cargo_build_with(dir, ci, None)
+}
+
+/// `cargo build` of the crate in `dir`; `operator_image` sets `KNEXT_OPERATOR_IMAGE` for knext's own
+/// build script (knext is a build dependency, so its build.rs and pin gate run here too).
+fn cargo_build_with(dir: &Path, ci: bool, operator_image: Option<&str>) -> Output {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--locked", "--quiet"])
@@ -55,6 +62,9 @@ fn cargo_build(dir: &Path, ci: bool) -> Output {
         .env("CARGO_TARGET_DIR", Path::new(ROOT).join("target/user-crate-test"))
         .env_remove("CARGO_BUILD_TARGET_DIR")
         .env_remove("KNEXT_OPERATOR_IMAGE");
+    if let Some(image) = operator_image {
+        cmd.env("KNEXT_OPERATOR_IMAGE", image);
+    }
     if ci {
         cmd.env("CI", "true");
     } else {
@@ -150,4 +160,25 @@ fn the_example_user_crate_builds_with_the_pin_gate_and_the_ci_rule() {
         "{err}"
     );
     assert_eq!(files_under(&krate.path().join("generated")), committed);
+
+    // 4. knext's own pin gate: an unpinned operator image fails knext's build script (and with it this
+    //    build), naming the file, object, container, image and fix; knext's generated/ is untouched.
+    let knext_install = Path::new(ROOT).join("generated/install.yaml");
+    let before = std::fs::read(&knext_install).unwrap();
+    let out = cargo_build_with(krate.path(), false, Some("ghcr.io/x/knext:latest"));
+    let err = stderr(&out);
+    assert!(
+        !out.status.success(),
+        "knext built with an unpinned operator image:\n{err}"
+    );
+    assert!(
+        err.contains(
+            "generated/install.yaml: Deployment knext-system/knext-operator: container \"operator\" \
+             (spec.template.spec.containers[0].image): image \"ghcr.io/x/knext:latest\" uses the mutable \
+             \"latest\" tag; pin it by digest"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("(the operator image came from the KNEXT_OPERATOR_IMAGE environment variable)"));
+    assert_eq!(std::fs::read(&knext_install).unwrap(), before);
 }
