@@ -2,11 +2,14 @@
 //!
 //! One `NextApp` resource (`apps.kn-next.dev/v1alpha1`) describes an app; knext validates it with one
 //! validator ([`policy::validate`]) and renders it with pure renderers ([`render::app()`]) into a Knative
-//! Service, a ServiceAccount and a NetworkPolicy.
+//! Service, a ServiceAccount and a NetworkPolicy; [`render::bundle`] renders knext's own operator
+//! install bundle.
 //!
 //! Module map: [`api`] (types, constants), [`policy`] (the validator and its rules), [`render`] (pure
-//! renderers), [`yaml`] (the YAML boundary: parsing with locations, knext's own emitter) are shared with
-//! `build.rs`; [`pipeline`], [`output`] and [`cli`] serve the command line.
+//! renderers), [`yaml`] (the YAML boundary: parsing with locations, knext's own emitter), [`pipeline`]
+//! (parallel parse/validate/render with located diagnostics, and the pin gate) and [`output`] (the
+//! atomic tree writer) are shared with `build.rs`; [`cli`] is the command line, [`build`] serves users'
+//! build scripts, [`install`] holds the bundle as this build pinned it.
 
 pub mod api;
 pub mod build;

@@ -1,8 +1,8 @@
 //! The CLI's pipeline: sources → documents → NextApps → validation → manifests, with diagnostics that
 //! name `file:line:column` and the field path.
 //!
-//! Shared with `build.rs` (which runs it for the bundled examples and its pin gate). Reading files is the caller's job;
-//! this module is pure apart from the thread pool, and its output order is the input order.
+//! Also home of the pin gate ([`pin_gate`]) every producer of YAML runs. Shared with `build.rs`. Pure
+//! apart from the thread pool and [`read_path`]; output order is input order.
 
 use std::collections::BTreeMap;
 use std::fmt;
