@@ -54,6 +54,13 @@ enum Command {
     Schema,
     /// Print the NextApp CustomResourceDefinition (apply with `kubectl apply --server-side -f -`).
     Crd,
+    /// Run the operator: watch NextApps and reconcile each into its Knative Service, ServiceAccount
+    /// and NetworkPolicy (server-side apply, field manager knext-operator), with a truthful status.
+    ///
+    /// Uses the in-cluster configuration, or the kubeconfig (KUBECONFIG, ~/.kube/config). Exits 1
+    /// within 30 s if the API server does not answer or the NextApp CRD is not installed.
+    #[cfg(feature = "operator")]
+    Operator(crate::operator::Args),
     /// Print knext's install bundle: the NextApp CRD and the operator (Namespace with Pod Security
     /// Admission `restricted`, NetworkPolicy, PodDisruptionBudget, ServiceAccount, least-privilege RBAC,
     /// metrics Service, Deployment). Apply with `kubectl apply --server-side -f -`.
@@ -91,6 +98,8 @@ pub fn run() -> ExitCode {
             Ok(yaml) => print_stdout(&(layout::header("the NextApp Rust types", "knext crd") + &yaml)),
             Err(e) => fail(&format!("knext: failed to write the CRD: {e}")),
         },
+        #[cfg(feature = "operator")]
+        Command::Operator(args) => crate::operator::main(args),
         Command::Install {
             image,
             namespace,

@@ -15,6 +15,8 @@ pub mod api;
 pub mod build;
 pub mod cli;
 pub mod install;
+#[cfg(feature = "operator")]
+pub mod operator;
 pub mod output;
 pub mod pipeline;
 pub mod policy;

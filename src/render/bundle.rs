@@ -341,26 +341,33 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
     }
 }
 
-/// Verbs to manage a child object with server-side apply and pruning.
-const MANAGE: &[&str] = &["create", "delete", "get", "list", "patch", "watch"];
+/// Verbs to server-side apply a child (apply creates missing objects, so `create` too) and watch it.
+const APPLY: &[&str] = &["create", "list", "patch", "watch"];
 /// Verbs to read and watch.
 const READ: &[&str] = &["get", "list", "watch"];
 
-/// Exactly what the reconciler does, and nothing more (no Secrets, no `update`, no wildcards).
+/// Exactly what `knext operator` does, and nothing more: no Secrets, no `update`, no `get` or
+/// `delete` it does not make, no wildcards. The reconciler server-side applies its children (which
+/// creates missing ones) and watches them; it deletes only NetworkPolicies (`security.networkPolicy:
+/// false`; everything else goes with its owner through garbage collection); it reads one Revision to
+/// see whether it scaled to zero.
 pub fn operator_rules() -> Vec<PolicyRule> {
     vec![
-        // ServiceAccounts `<app>-sa`: server-side apply, prune.
-        rule("", &["serviceaccounts"], MANAGE),
-        // Watch NextApps; patch is server-side apply of nothing but status, via the subresource.
-        rule(api::GROUP, &["nextapps"], &["get", "list", "patch", "watch"]),
+        rule("", &["serviceaccounts"], APPLY),
+        // Watch NextApps (the startup check lists them too); write nothing but status.
+        rule(api::GROUP, &["nextapps"], &["list", "watch"]),
         rule(api::GROUP, &["nextapps/status"], &["patch"]),
         // Owner references carry blockOwnerDeletion: true, which the OwnerReferencesPermissionEnforcement
         // admission plugin allows only with update on the owner's finalizers.
         rule(api::GROUP, &["nextapps/finalizers"], &["update"]),
-        // kube-runtime's event recorder writes events.k8s.io/v1 Events.
+        // kube-runtime's event recorder creates events.k8s.io/v1 Events and patches their series.
         rule("events.k8s.io", &["events"], &["create", "patch"]),
-        rule("networking.k8s.io", &["networkpolicies"], MANAGE),
-        rule("serving.knative.dev", &["services"], MANAGE),
+        rule(
+            "networking.k8s.io",
+            &["networkpolicies"],
+            &["create", "delete", "list", "patch", "watch"],
+        ),
+        rule("serving.knative.dev", &["services"], APPLY),
         rule("serving.knative.dev", &["revisions"], READ),
     ]
 }
@@ -398,12 +405,13 @@ fn leader_election_name() -> String {
     format!("{}-leader-election", operator::NAME)
 }
 
-/// The leader-election Lease: read it, create it once, renew and hand it over with update.
+/// The leader-election Lease: read it, create it once, renew, take over and release it with update
+/// (optimistic concurrency on `resourceVersion`).
 pub fn leader_election_rules() -> Vec<PolicyRule> {
     vec![rule(
         "coordination.k8s.io",
         &["leases"],
-        &["create", "get", "patch", "update"],
+        &["create", "get", "update"],
     )]
 }
 
@@ -826,14 +834,14 @@ mod tests {
         assert_eq!(
             grants,
             [
-                "/serviceaccounts: create,delete,get,list,patch,watch",
+                "/serviceaccounts: create,list,patch,watch",
                 "apps.kn-next.dev/nextapps/finalizers: update",
                 "apps.kn-next.dev/nextapps/status: patch",
-                "apps.kn-next.dev/nextapps: get,list,patch,watch",
+                "apps.kn-next.dev/nextapps: list,watch",
                 "events.k8s.io/events: create,patch",
-                "networking.k8s.io/networkpolicies: create,delete,get,list,patch,watch",
+                "networking.k8s.io/networkpolicies: create,delete,list,patch,watch",
                 "serving.knative.dev/revisions: get,list,watch",
-                "serving.knative.dev/services: create,delete,get,list,patch,watch",
+                "serving.knative.dev/services: create,list,patch,watch",
             ]
         );
     }

@@ -1,0 +1,398 @@
+//! One NextApp → its children and its status: validate → render → apply → prune → status.
+//!
+//! - **validate** with the one validator ([`crate::policy::validate`]). On failure: `Ready=False`,
+//!   `Degraded=True` with reason `InvalidImage` or `InvalidSpec`, a Warning event with the full message,
+//!   nothing applied, and no requeue (the next change of the NextApp triggers the next pass).
+//! - **render** with the same renderers as the CLI and build.rs, with controller owner references to
+//!   the NextApp (so deleting it garbage-collects the children).
+//! - **apply** every object by server-side apply, field manager `knext-operator`, `force`.
+//! - **prune**: when the NetworkPolicy is not rendered (`security.networkPolicy: false`), delete the
+//!   app's NetworkPolicy, and only one that carries knext's labels for this app.
+//! - **status**: computed by [`super::status`], written by server-side apply on the status
+//!   subresource only when it differs from the live one.
+//!
+//! Requeue after 30 s while the Knative Service is not Ready; API errors back off exponentially per
+//! object (5 s doubling to 5 min) without holding up other NextApps.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::ApiResource;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+
+use super::metrics::Metrics;
+use super::status::{self, KnativeStatus, Observed};
+use crate::api::{self, NextApp, NextAppStatus, labels};
+use crate::policy::{self, Severity};
+use crate::render::{self, Manifest, RenderOptions};
+
+/// Name the operator reports events as.
+pub const CONTROLLER: &str = "knext-operator";
+/// First delay after an API error; doubles per consecutive error of the same object.
+pub const BACKOFF_START: Duration = Duration::from_secs(5);
+/// Longest delay after API errors.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// The Events API's limit on a note.
+const MAX_NOTE: usize = 1024;
+
+/// The Knative Service resource.
+pub fn knative_service_resource() -> ApiResource {
+    ApiResource {
+        group: "serving.knative.dev".into(),
+        version: "v1".into(),
+        api_version: api::knative::API_VERSION.into(),
+        kind: "Service".into(),
+        plural: "services".into(),
+    }
+}
+
+/// The Knative Revision resource.
+pub fn knative_revision_resource() -> ApiResource {
+    ApiResource {
+        group: "serving.knative.dev".into(),
+        version: "v1".into(),
+        api_version: api::knative::API_VERSION.into(),
+        kind: "Revision".into(),
+        plural: "revisions".into(),
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Event publisher.
+    pub recorder: Recorder,
+    /// Exported metrics.
+    pub metrics: Arc<Metrics>,
+    /// The clock (tests fix it).
+    pub now: fn() -> Timestamp,
+    /// Consecutive API errors per object, for the backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context for `client`; `instance` names this replica in events (the pod name).
+    pub fn new(client: Client, metrics: Arc<Metrics>, instance: Option<String>) -> Self {
+        let reporter = Reporter {
+            controller: CONTROLLER.into(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            now: Timestamp::now,
+            failures: Mutex::default(),
+        }
+    }
+}
+
+/// Why a reconcile failed (all of these are retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object lacks a field the API server always sets.
+    #[error("the NextApp has no {0}")]
+    MissingField(&'static str),
+    /// An API call failed.
+    #[error("{verb} {kind} {namespace}/{name}: {source}")]
+    Api {
+        /// What was attempted.
+        verb: &'static str,
+        /// Kind of the object.
+        kind: &'static str,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A rendered object could not be serialized.
+    #[error("serializing {kind} {name}: {source}")]
+    Serialize {
+        /// Kind of the object.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn api_error<'a>(
+    verb: &'static str,
+    kind: &'static str,
+    namespace: &'a str,
+    name: &'a str,
+) -> impl FnOnce(kube::Error) -> Error + 'a {
+    move |source| Error::Api {
+        verb,
+        kind,
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        source,
+    }
+}
+
+fn key(app: &NextApp) -> String {
+    format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any())
+}
+
+/// The reconcile function the controller runs.
+pub async fn reconcile(app: Arc<NextApp>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = key(&app);
+    ctx.metrics.start(&key);
+    let started = Instant::now();
+    let result = reconcile_app(&app, &ctx).await;
+    let requeue = matches!(result, Ok((_, true)));
+    ctx.metrics
+        .finish(&key, result.is_ok(), started.elapsed(), requeue);
+    if result.is_ok()
+        && let Ok(mut failures) = ctx.failures.lock()
+    {
+        failures.remove(&key);
+    }
+    result.map(|(action, _)| action)
+}
+
+/// What the controller does after an error: back off exponentially, per object.
+pub fn error_policy(app: Arc<NextApp>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = key(&app);
+    let attempt = ctx
+        .failures
+        .lock()
+        .map(|mut f| {
+            let n = f.entry(key.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        })
+        .unwrap_or(1);
+    let delay = backoff(attempt);
+    tracing::warn!(nextapp = %key, attempt, retry_in_s = delay.as_secs(), error = %error, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// 5 s, 10 s, 20 s, … capped at 5 minutes.
+pub fn backoff(attempt: u32) -> Duration {
+    let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+    BACKOFF_START.saturating_mul(factor).min(BACKOFF_MAX)
+}
+
+/// The stages; returns the action and whether a timed requeue is pending.
+async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), Error> {
+    if app.metadata.deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the children.
+        ctx.metrics.forget(&key(app));
+        return Ok((Action::await_change(), false));
+    }
+    let namespace = app
+        .metadata
+        .namespace
+        .as_deref()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = app
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(Error::MissingField("metadata.name"))?;
+    let uid = app
+        .metadata
+        .uid
+        .as_deref()
+        .ok_or(Error::MissingField("metadata.uid"))?;
+    let now = (ctx.now)();
+
+    // 1. validate
+    let valid = match policy::validate(app) {
+        Ok((valid, _warnings)) => valid,
+        Err(report) => {
+            let reason = status::rejection_reason(&report);
+            let message = report
+                .problems
+                .iter()
+                .filter(|p| p.severity == Severity::Error)
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            tracing::info!(nextapp = %key(app), reason, %message, "spec rejected; nothing applied");
+            warn_event(ctx, app, reason, &message).await;
+            write_status(ctx, app, status::rejected(app, reason, &message, now)).await?;
+            return Ok((Action::await_change(), false));
+        }
+    };
+
+    // 2. render
+    let manifests = render::app(&valid, &RenderOptions { owner_uid: Some(uid) });
+
+    // 3. apply
+    let params = PatchParams::apply(api::FIELD_MANAGER).force();
+    let mut observed = Observed::default();
+    for m in &manifests {
+        let body = m.to_json().map_err(|source| Error::Serialize {
+            kind: m.kind(),
+            name: m.name().to_owned(),
+            source,
+        })?;
+        let patch = Patch::Apply(&body);
+        let apply_err = api_error("apply", m.kind(), namespace, m.name());
+        match m {
+            Manifest::KnativeService(_) => {
+                let api = Api::<DynamicObject>::namespaced_with(
+                    ctx.client.clone(),
+                    namespace,
+                    &knative_service_resource(),
+                );
+                let live = api.patch(m.name(), &params, &patch).await.map_err(apply_err)?;
+                observed.knative_generation = live.metadata.generation;
+                observed.knative = live
+                    .data
+                    .get("status")
+                    .and_then(|s| serde_json::from_value::<KnativeStatus>(s.clone()).ok());
+            }
+            Manifest::ServiceAccount(_) => {
+                Api::<ServiceAccount>::namespaced(ctx.client.clone(), namespace)
+                    .patch(m.name(), &params, &patch)
+                    .await
+                    .map_err(apply_err)?;
+            }
+            Manifest::NetworkPolicy(_) => {
+                Api::<NetworkPolicy>::namespaced(ctx.client.clone(), namespace)
+                    .patch(m.name(), &params, &patch)
+                    .await
+                    .map_err(apply_err)?;
+            }
+        }
+    }
+
+    // 4. prune
+    if !manifests.iter().any(|m| matches!(m, Manifest::NetworkPolicy(_))) {
+        prune_network_policies(ctx, namespace, name).await?;
+    }
+
+    // 5. status
+    if let Some(revision) = observed
+        .knative
+        .as_ref()
+        .and_then(|k| k.latest_ready_revision_name.clone())
+    {
+        observed.revision_active = revision_active(ctx, namespace, &revision).await;
+    }
+    let verdict = status::applied(app, &observed, now);
+    write_status(ctx, app, verdict.status).await?;
+    Ok(match verdict.requeue {
+        Some(after) => (Action::requeue(after), true),
+        None => (Action::await_change(), false),
+    })
+}
+
+/// Whether an object carries knext's labels for `app`.
+pub fn is_knext_child(meta: &ObjectMeta, app: &str) -> bool {
+    let labels = meta.labels.as_ref();
+    let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
+    label(labels::MANAGED_BY) == Some(api::MANAGED_BY) && label(labels::APP) == Some(app)
+}
+
+async fn prune_network_policies(ctx: &Context, namespace: &str, app: &str) -> Result<(), Error> {
+    let api = Api::<NetworkPolicy>::namespaced(ctx.client.clone(), namespace);
+    let selector = format!("{}={app},{}={}", labels::APP, labels::MANAGED_BY, api::MANAGED_BY);
+    let list = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(api_error("list", "NetworkPolicy", namespace, app))?;
+    for np in list.items.iter().filter(|np| is_knext_child(&np.metadata, app)) {
+        let name = np.name_any();
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => tracing::info!(
+                namespace,
+                name,
+                "deleted NetworkPolicy (security.networkPolicy is false)"
+            ),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(api_error("delete", "NetworkPolicy", namespace, &name)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// `Active` of a Revision: `Some(false)` when scaled to zero; `None` when unknown (errors included:
+/// the field is informational and must not fail the pass).
+async fn revision_active(ctx: &Context, namespace: &str, revision: &str) -> Option<bool> {
+    let api =
+        Api::<DynamicObject>::namespaced_with(ctx.client.clone(), namespace, &knative_revision_resource());
+    match api.get_opt(revision).await {
+        Ok(Some(rev)) => rev
+            .data
+            .pointer("/status/conditions")?
+            .as_array()?
+            .iter()
+            .find(|c| c.get("type").and_then(|t| t.as_str()) == Some("Active"))
+            .and_then(|c| c.get("status")?.as_str())
+            .and_then(|s| match s {
+                "True" => Some(true),
+                "False" => Some(false),
+                _ => None,
+            }),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::debug!(namespace, revision, error = %e, "cannot read the revision");
+            None
+        }
+    }
+}
+
+/// Server-side applies `status` on the status subresource, unless it equals the live status.
+async fn write_status(ctx: &Context, app: &NextApp, status: NextAppStatus) -> Result<(), Error> {
+    if app.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let namespace = app.namespace().unwrap_or_default();
+    let name = app.name_any();
+    let body = json!({
+        "apiVersion": api::API_VERSION,
+        "kind": api::KIND,
+        "status": status,
+    });
+    Api::<NextApp>::namespaced(ctx.client.clone(), &namespace)
+        .patch_status(
+            &name,
+            &PatchParams::apply(api::FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(api_error("patch status of", "NextApp", &namespace, &name))?;
+    Ok(())
+}
+
+async fn warn_event(ctx: &Context, app: &NextApp, reason: &str, message: &str) {
+    let mut note = message.to_owned();
+    if note.len() > MAX_NOTE {
+        let mut end = MAX_NOTE - 3;
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push('…');
+    }
+    let event = Event {
+        type_: EventType::Warning,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Validate".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &app.object_ref(&())).await {
+        tracing::warn!(nextapp = %key(app), error = %e, "cannot publish event");
+    }
+}

@@ -1,0 +1,640 @@
+//! The status the operator writes: a pure function of the NextApp, what Knative reports and the clock.
+//!
+//! Rules (the status tells the truth, and a steady state writes nothing):
+//! - `Ready` mirrors the Knative Service's own `Ready` condition: its status, reason and message are
+//!   carried through; `KnativeServiceNotReady` when the Service or its condition is absent. A Service
+//!   whose routes stay `IngressNotConfigured` for [`INGRESS_STALL`] becomes `IngressNotProgrammed`,
+//!   measured from Knative's own `lastTransitionTime`, so the verdict needs no memory.
+//! - `Degraded` is `True` only for a real failure (Knative `Ready=False`, an ingress stall, an invalid
+//!   spec), never during an ordinary rollout (`Ready=Unknown`).
+//! - `Reconciling` is `True` while a rollout is in progress (Knative `Ready=Unknown` or absent).
+//! - An invalid spec sets `Ready=False` and `Degraded=True` with reason `InvalidImage` (any image
+//!   problem) or `InvalidSpec`, and keeps every observed field (nothing was applied).
+//! - Every condition carries `observedGeneration`; `lastTransitionTime` changes only when the
+//!   condition's status does; `lastSuccessfulDeployTime` is set when a new revision becomes Ready.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+
+use crate::api::{NextApp, NextAppStatus, TrafficStatus, reasons};
+
+/// How long routes may stay `IngressNotConfigured` before the app is `IngressNotProgrammed`.
+pub const INGRESS_STALL: Duration = Duration::from_secs(120);
+/// Requeue interval while the Knative Service is not Ready.
+pub const NOT_READY_REQUEUE: Duration = Duration::from_secs(30);
+/// Longest condition message written (the API server's limit is 32768 bytes).
+const MAX_MESSAGE: usize = 4096;
+
+/// Condition types.
+pub mod types {
+    /// The app serves its latest spec.
+    pub const READY: &str = "Ready";
+    /// Something is wrong that will not fix itself.
+    pub const DEGRADED: &str = "Degraded";
+    /// A rollout is in progress.
+    pub const RECONCILING: &str = "Reconciling";
+}
+
+/// Reasons knext sets itself (Knative's reasons are carried through as they are).
+pub mod reason {
+    /// Ready with nothing more to say.
+    pub const READY: &str = "KnativeServiceReady";
+    /// No Knative Service yet, or it has not reported Ready.
+    pub const NOT_READY: &str = "KnativeServiceNotReady";
+    /// Routes stayed `IngressNotConfigured` for two minutes.
+    pub const INGRESS_NOT_PROGRAMMED: &str = "IngressNotProgrammed";
+    /// No error.
+    pub const AS_EXPECTED: &str = "AsExpected";
+    /// A rollout is in progress.
+    pub const ROLLING_OUT: &str = "RolloutInProgress";
+    /// The last pass applied everything.
+    pub const RECONCILED: &str = "ReconcileSuccess";
+}
+
+/// The part of a Knative Service's status the operator reads.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KnativeStatus {
+    /// Knative conditions (`Ready`, `RoutesReady`, `ConfigurationsReady`).
+    #[serde(default)]
+    pub conditions: Vec<KnativeCondition>,
+    /// Public URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Traffic split as routed.
+    #[serde(default)]
+    pub traffic: Vec<KnativeTraffic>,
+    /// Latest revision that became ready.
+    #[serde(default)]
+    pub latest_ready_revision_name: Option<String>,
+    /// Generation of the Service this status describes.
+    #[serde(default)]
+    pub observed_generation: Option<i64>,
+}
+
+/// One Knative condition (`knative.dev/pkg/apis.Condition`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KnativeCondition {
+    /// Condition type.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// CamelCase reason.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Human-readable message.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// RFC 3339 time of the last status change.
+    #[serde(default)]
+    pub last_transition_time: Option<String>,
+}
+
+/// One traffic target as Knative routes it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KnativeTraffic {
+    /// Revision name.
+    #[serde(default)]
+    pub revision_name: Option<String>,
+    /// Share in percent.
+    #[serde(default)]
+    pub percent: Option<i64>,
+    /// Follows the latest ready revision.
+    #[serde(default)]
+    pub latest_revision: Option<bool>,
+}
+
+impl KnativeStatus {
+    fn condition(&self, type_: &str) -> Option<&KnativeCondition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+}
+
+/// What the operator observed in the cluster for one app after applying it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// The Knative Service's status, if the Service exists and reports one.
+    pub knative: Option<KnativeStatus>,
+    /// Whether the latest ready revision is `Active` (`None` when unknown).
+    pub revision_active: Option<bool>,
+    /// `metadata.generation` of the Knative Service as applied.
+    pub knative_generation: Option<i64>,
+}
+
+/// The computed status and when to look again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// The status to write (compare with the live one before writing).
+    pub status: NextAppStatus,
+    /// Requeue after this long (the Knative Service is not Ready); `None`: wait for a change.
+    pub requeue: Option<Duration>,
+}
+
+/// The status after a successful apply.
+pub fn applied(app: &NextApp, observed: &Observed, now: Timestamp) -> Verdict {
+    let previous = app.status.clone().unwrap_or_default();
+    let generation = app.metadata.generation;
+    let knative = observed.knative.as_ref();
+    // A status that describes an older spec of the Service says nothing about the current one.
+    let current = knative.filter(|k| {
+        matches!((k.observed_generation, observed.knative_generation), (Some(seen), Some(now)) if seen >= now)
+            || observed.knative_generation.is_none()
+    });
+    let ready = current.and_then(|k| k.condition("Ready"));
+    let ready_status = ready.map_or("Unknown", |c| c.status.as_str());
+    let stalled = current.and_then(|k| ingress_stall(k, now));
+
+    let (ready_reason, ready_message) = if let Some(stall) = &stalled {
+        (reason::INGRESS_NOT_PROGRAMMED.to_owned(), stall.clone())
+    } else if ready_status == "True" {
+        (
+            reason_or(ready.and_then(|c| c.reason.as_deref()), reason::READY),
+            message_or(
+                ready.and_then(|c| c.message.as_deref()),
+                "Knative Service is Ready",
+            ),
+        )
+    } else {
+        (
+            reason_or(ready.and_then(|c| c.reason.as_deref()), reason::NOT_READY),
+            message_or(
+                ready.and_then(|c| c.message.as_deref()),
+                if knative.is_none() {
+                    "Knative Service has not reported a status yet"
+                } else if current.is_none() {
+                    "Knative has not observed the latest spec of the Service yet"
+                } else {
+                    "Knative Service has not reported Ready yet"
+                },
+            ),
+        )
+    };
+    let ready_status = if stalled.is_some() { "False" } else { ready_status };
+    let failed = ready_status == "False";
+    let rolling_out = ready_status == "Unknown";
+
+    let mut conditions = Vec::with_capacity(3);
+    let mut set = |type_: &str, status: &str, reason: String, message: String| {
+        conditions.push(condition(
+            &previous, generation, now, type_, status, reason, message,
+        ));
+    };
+    set(
+        types::READY,
+        ready_status,
+        ready_reason.clone(),
+        ready_message.clone(),
+    );
+    if failed {
+        set(types::DEGRADED, "True", ready_reason, ready_message);
+    } else {
+        set(
+            types::DEGRADED,
+            "False",
+            reason::AS_EXPECTED.into(),
+            "No errors detected".into(),
+        );
+    }
+    if rolling_out {
+        set(
+            types::RECONCILING,
+            "True",
+            reason::ROLLING_OUT.into(),
+            "Waiting for the Knative Service to become Ready".into(),
+        );
+    } else {
+        set(
+            types::RECONCILING,
+            "False",
+            reason::RECONCILED.into(),
+            "Reconciliation complete".into(),
+        );
+    }
+
+    let observed_revision = knative.and_then(|k| k.latest_ready_revision_name.clone());
+    let new_revision_ready = ready_status == "True"
+        && observed_revision.is_some()
+        && (previous.observed_revision != observed_revision
+            || previous.last_successful_deploy_time.is_none());
+    let status = NextAppStatus {
+        url: knative.and_then(|k| k.url.clone()).or(previous.url.clone()),
+        conditions,
+        current_traffic: knative
+            .map(|k| {
+                k.traffic
+                    .iter()
+                    .map(|t| TrafficStatus {
+                        revision_name: t.revision_name.clone(),
+                        percent: t.percent,
+                        latest_revision: t.latest_revision,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        database_secret_name: app
+            .spec
+            .database
+            .as_ref()
+            .and_then(|d| d.secret_ref.as_ref())
+            .map(|r| r.name.clone()),
+        observed_revision: observed_revision.or(previous.observed_revision.clone()),
+        scaled_to_zero: observed.revision_active.map(|active| !active),
+        last_successful_deploy_time: if new_revision_ready {
+            Some(Time(now))
+        } else {
+            previous.last_successful_deploy_time.clone()
+        },
+        observed_generation: generation,
+    };
+    Verdict {
+        status,
+        requeue: (ready_status != "True").then_some(NOT_READY_REQUEUE),
+    }
+}
+
+/// The status of an app whose spec was rejected: nothing was applied, observed fields stay.
+pub fn rejected(app: &NextApp, reason: &str, message: &str, now: Timestamp) -> NextAppStatus {
+    let previous = app.status.clone().unwrap_or_default();
+    let generation = app.metadata.generation;
+    let message = truncate(message);
+    let conditions = vec![
+        condition(
+            &previous,
+            generation,
+            now,
+            types::READY,
+            "False",
+            reason.into(),
+            message.clone(),
+        ),
+        condition(
+            &previous,
+            generation,
+            now,
+            types::DEGRADED,
+            "True",
+            reason.into(),
+            message,
+        ),
+        condition(
+            &previous,
+            generation,
+            now,
+            types::RECONCILING,
+            "False",
+            reason.into(),
+            "Nothing was applied: fix the spec".into(),
+        ),
+    ];
+    NextAppStatus {
+        conditions,
+        observed_generation: generation,
+        ..previous
+    }
+}
+
+/// `InvalidImage` when any problem is about an image, else `InvalidSpec`.
+pub fn rejection_reason(report: &crate::policy::Report) -> &'static str {
+    if report
+        .problems
+        .iter()
+        .any(|p| p.severity == crate::policy::Severity::Error && p.reason == reasons::INVALID_IMAGE)
+    {
+        reasons::INVALID_IMAGE
+    } else {
+        reasons::INVALID_SPEC
+    }
+}
+
+/// The stall message when routes have been `IngressNotConfigured` for [`INGRESS_STALL`] or longer.
+fn ingress_stall(knative: &KnativeStatus, now: Timestamp) -> Option<String> {
+    let c = knative
+        .condition("RoutesReady")
+        .or_else(|| knative.condition("Ready"))?;
+    if c.status == "True" || c.reason.as_deref() != Some("IngressNotConfigured") {
+        return None;
+    }
+    let since: Timestamp = c.last_transition_time.as_deref()?.parse().ok()?;
+    let stalled = now.duration_since(since);
+    (stalled >= SignedDuration::try_from(INGRESS_STALL).ok()?).then(|| {
+        "Knative has not programmed the ingress for this Service for over 2 minutes \
+         (IngressNotConfigured): check that a networking layer is installed and that the \
+         config-network ConfigMap in knative-serving names its ingress-class"
+            .to_owned()
+    })
+}
+
+fn condition(
+    previous: &NextAppStatus,
+    generation: Option<i64>,
+    now: Timestamp,
+    type_: &str,
+    status: &str,
+    reason: String,
+    message: String,
+) -> Condition {
+    let last = previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone());
+    Condition {
+        last_transition_time: last.unwrap_or(Time(now)),
+        message: truncate(&message),
+        observed_generation: generation,
+        reason,
+        status: status.into(),
+        type_: type_.into(),
+    }
+}
+
+/// A Knative reason if it is a valid condition reason (`^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`,
+/// at most 1024 characters), else `fallback`.
+fn reason_or(reason: Option<&str>, fallback: &str) -> String {
+    match reason {
+        Some(r) if is_valid_reason(r) => r.to_owned(),
+        _ => fallback.to_owned(),
+    }
+}
+
+fn is_valid_reason(r: &str) -> bool {
+    let bytes = r.as_bytes();
+    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    r.len() <= 1024
+        && first.is_ascii_alphabetic()
+        && (last.is_ascii_alphanumeric() || *last == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b',' | b':'))
+}
+
+fn message_or(message: Option<&str>, fallback: &str) -> String {
+    match message {
+        Some(m) if !m.trim().is_empty() => truncate(m),
+        _ => fallback.to_owned(),
+    }
+}
+
+fn truncate(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message.to_owned();
+    }
+    let mut end = MAX_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::NextAppSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn app() -> NextApp {
+        NextApp {
+            metadata: ObjectMeta {
+                name: Some("shop".into()),
+                namespace: Some("web".into()),
+                generation: Some(3),
+                ..Default::default()
+            },
+            spec: NextAppSpec {
+                image:
+                    "r.example/shop@sha256:3333333333333333333333333333333333333333333333333333333333333333"
+                        .into(),
+                ..Default::default()
+            },
+            status: None,
+        }
+    }
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn knative(status: &str, reason: Option<&str>, since: &str) -> KnativeStatus {
+        KnativeStatus {
+            conditions: vec![
+                KnativeCondition {
+                    type_: "Ready".into(),
+                    status: status.into(),
+                    reason: reason.map(Into::into),
+                    message: reason.map(|r| format!("Knative says {r}")),
+                    last_transition_time: Some(since.into()),
+                },
+                KnativeCondition {
+                    type_: "RoutesReady".into(),
+                    status: status.into(),
+                    reason: reason.map(Into::into),
+                    message: None,
+                    last_transition_time: Some(since.into()),
+                },
+            ],
+            url: Some("https://shop.web.example.com".into()),
+            traffic: vec![KnativeTraffic {
+                revision_name: Some("shop-00002".into()),
+                percent: Some(100),
+                latest_revision: Some(true),
+            }],
+            latest_ready_revision_name: Some("shop-00002".into()),
+            observed_generation: Some(2),
+        }
+    }
+
+    fn cond<'a>(s: &'a NextAppStatus, type_: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn a_ready_knative_service_makes_the_app_ready_with_its_url() {
+        let now = t("2026-11-29T10:00:00Z");
+        let observed = Observed {
+            knative: Some(knative("True", None, "2026-11-29T09:59:00Z")),
+            revision_active: Some(false),
+            ..Observed::default()
+        };
+        let v = applied(&app(), &observed, now);
+        assert_eq!(v.requeue, None);
+        let s = &v.status;
+        assert_eq!(cond(s, "Ready").status, "True");
+        assert_eq!(cond(s, "Ready").reason, reason::READY);
+        assert_eq!(cond(s, "Degraded").status, "False");
+        assert_eq!(cond(s, "Reconciling").status, "False");
+        assert!(s.conditions.iter().all(|c| c.observed_generation == Some(3)));
+        assert_eq!(s.url.as_deref(), Some("https://shop.web.example.com"));
+        assert_eq!(s.observed_revision.as_deref(), Some("shop-00002"));
+        assert_eq!(s.scaled_to_zero, Some(true));
+        assert_eq!(s.current_traffic.len(), 1);
+        assert_eq!(s.last_successful_deploy_time, Some(Time(now)));
+        assert_eq!(s.observed_generation, Some(3));
+    }
+
+    #[test]
+    fn the_same_observation_later_yields_the_same_status() {
+        let observed = Observed {
+            knative: Some(knative("True", None, "2026-11-29T09:59:00Z")),
+            revision_active: Some(true),
+            ..Observed::default()
+        };
+        let mut a = app();
+        a.status = Some(applied(&a, &observed, t("2026-11-29T10:00:00Z")).status);
+        let later = applied(&a, &observed, t("2026-11-29T11:00:00Z")).status;
+        assert_eq!(Some(later), a.status, "a steady state must not change the status");
+    }
+
+    #[test]
+    fn not_ready_carries_knatives_reason_and_requeues() {
+        let observed = Observed {
+            knative: Some(knative("False", Some("RevisionFailed"), "2026-11-29T09:59:00Z")),
+            revision_active: None,
+            ..Observed::default()
+        };
+        let v = applied(&app(), &observed, t("2026-11-29T10:00:00Z"));
+        assert_eq!(v.requeue, Some(NOT_READY_REQUEUE));
+        let ready = cond(&v.status, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "RevisionFailed")
+        );
+        assert_eq!(ready.message, "Knative says RevisionFailed");
+        assert_eq!(cond(&v.status, "Degraded").status, "True");
+        assert_eq!(v.status.last_successful_deploy_time, None);
+    }
+
+    #[test]
+    fn an_absent_knative_status_is_not_ready_and_rolling_out() {
+        let v = applied(&app(), &Observed::default(), t("2026-11-29T10:00:00Z"));
+        let ready = cond(&v.status, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("Unknown", reason::NOT_READY)
+        );
+        assert_eq!(cond(&v.status, "Degraded").status, "False");
+        assert_eq!(cond(&v.status, "Reconciling").status, "True");
+        assert_eq!(v.requeue, Some(NOT_READY_REQUEUE));
+    }
+
+    #[test]
+    fn ingress_not_configured_for_two_minutes_is_ingress_not_programmed() {
+        let k = knative("Unknown", Some("IngressNotConfigured"), "2026-11-29T10:00:00Z");
+        let observed = Observed {
+            knative: Some(k),
+            revision_active: None,
+            ..Observed::default()
+        };
+        let early = applied(&app(), &observed, t("2026-11-29T10:01:59Z"));
+        assert_eq!(cond(&early.status, "Ready").reason, "IngressNotConfigured");
+        assert_eq!(cond(&early.status, "Degraded").status, "False");
+        let late = applied(&app(), &observed, t("2026-11-29T10:02:00Z"));
+        let ready = cond(&late.status, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", reason::INGRESS_NOT_PROGRAMMED)
+        );
+        assert_eq!(
+            cond(&late.status, "Degraded").reason,
+            reason::INGRESS_NOT_PROGRAMMED
+        );
+    }
+
+    #[test]
+    fn a_status_of_an_older_knative_generation_is_not_ready() {
+        let observed = Observed {
+            knative: Some(knative("True", None, "2026-11-29T09:00:00Z")),
+            revision_active: None,
+            knative_generation: Some(3),
+        };
+        let v = applied(&app(), &observed, t("2026-11-29T10:00:00Z"));
+        let ready = cond(&v.status, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("Unknown", reason::NOT_READY)
+        );
+        assert!(ready.message.contains("latest spec"), "{}", ready.message);
+        assert_eq!(v.requeue, Some(NOT_READY_REQUEUE));
+        let caught_up = Observed {
+            knative_generation: Some(2),
+            ..observed
+        };
+        assert_eq!(
+            cond(
+                &applied(&app(), &caught_up, t("2026-11-29T10:00:00Z")).status,
+                "Ready"
+            )
+            .status,
+            "True"
+        );
+    }
+
+    #[test]
+    fn transition_times_move_only_when_the_status_does() {
+        let since = "2026-11-29T09:00:00Z";
+        let mut a = app();
+        let not_ready = Observed {
+            knative: Some(knative("Unknown", Some("Deploying"), since)),
+            revision_active: None,
+            ..Observed::default()
+        };
+        a.status = Some(applied(&a, &not_ready, t("2026-11-29T10:00:00Z")).status);
+        let ready = Observed {
+            knative: Some(knative("True", None, since)),
+            revision_active: None,
+            ..Observed::default()
+        };
+        let s = applied(&a, &ready, t("2026-11-29T10:05:00Z")).status;
+        assert_eq!(
+            cond(&s, "Ready").last_transition_time,
+            Time(t("2026-11-29T10:05:00Z"))
+        );
+        // Degraded stayed False: its time is kept.
+        assert_eq!(
+            cond(&s, "Degraded").last_transition_time,
+            Time(t("2026-11-29T10:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_rejected_spec_keeps_observed_fields_and_names_the_reason() {
+        let mut a = app();
+        let ready = Observed {
+            knative: Some(knative("True", None, "2026-11-29T09:00:00Z")),
+            revision_active: None,
+            ..Observed::default()
+        };
+        a.status = Some(applied(&a, &ready, t("2026-11-29T10:00:00Z")).status);
+        a.metadata.generation = Some(4);
+        let s = rejected(
+            &a,
+            reasons::INVALID_IMAGE,
+            "spec.image: tag-only",
+            t("2026-11-29T10:10:00Z"),
+        );
+        assert_eq!(cond(&s, "Ready").reason, "InvalidImage");
+        assert_eq!(cond(&s, "Ready").status, "False");
+        assert_eq!(cond(&s, "Degraded").status, "True");
+        assert_eq!(cond(&s, "Degraded").message, "spec.image: tag-only");
+        assert!(s.conditions.iter().all(|c| c.observed_generation == Some(4)));
+        assert_eq!(s.url.as_deref(), Some("https://shop.web.example.com"));
+        assert_eq!(s.observed_generation, Some(4));
+    }
+
+    #[test]
+    fn invalid_knative_reasons_and_huge_messages_are_made_safe() {
+        assert_eq!(reason_or(Some("Bad Reason!"), "Fallback"), "Fallback");
+        assert_eq!(reason_or(Some("RevisionMissing"), "Fallback"), "RevisionMissing");
+        assert_eq!(reason_or(Some(""), "Fallback"), "Fallback");
+        let long = "é".repeat(5000);
+        let t = truncate(&long);
+        assert!(t.len() <= MAX_MESSAGE + 3 && t.ends_with('…'));
+    }
+}

@@ -1,0 +1,535 @@
+//! The reconciler against kube's tower-test mock API server (controller-rs's `ApiServerVerifier`
+//! pattern): every request the operator makes is asserted in order — method, URL (server-side apply
+//! with `fieldManager=knext-operator&force=true`) and body — and answered; a request that is not
+//! expected, or one missing, fails the test.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+
+use super::metrics::Metrics;
+use super::reconcile::{self, Context};
+use super::status;
+use crate::api::NextApp;
+use crate::render::{self, RenderOptions};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+const UID: &str = "6c1e0b5e-1d2a-4b7e-9d65-0a4c3e2f1b11";
+const IMAGE: &str =
+    "ghcr.io/acme/shop@sha256:3f1c2b8a9d0e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c";
+const SSA: &str = "?&force=true&fieldManager=knext-operator";
+
+fn now() -> Timestamp {
+    Timestamp::from_second(1_795_950_000).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn app(spec: Value) -> NextApp {
+    let mut doc = json!({
+        "apiVersion": "apps.kn-next.dev/v1alpha1",
+        "kind": "NextApp",
+        "metadata": {"name": "shop", "namespace": "web", "uid": UID, "generation": 2, "resourceVersion": "7"},
+        "spec": {"image": IMAGE},
+    });
+    if let (Some(s), Some(extra)) = (doc["spec"].as_object_mut(), spec.as_object()) {
+        s.extend(extra.clone());
+    }
+    serde_json::from_value(doc).unwrap()
+}
+
+fn context() -> (Arc<Context>, Handle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let mut ctx = Context::new(client, Arc::new(Metrics::new()), Some("test-pod".into()));
+    ctx.now = now;
+    (Arc::new(ctx), handle)
+}
+
+/// The objects the renderers produce for `app`, with owner references, as JSON.
+fn rendered(app: &NextApp) -> Vec<Value> {
+    let (valid, _) = crate::policy::validate(app).unwrap();
+    render::app(&valid, &RenderOptions { owner_uid: Some(UID) })
+        .iter()
+        .map(|m| m.to_json().unwrap())
+        .collect()
+}
+
+/// The next request: asserts method and URL, returns the JSON body (Null when empty).
+async fn expect(
+    handle: &mut Handle,
+    method: Method,
+    url: &str,
+) -> (Value, tower_test::mock::SendResponse<Response<Body>>) {
+    let (request, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {method} {url}"))
+        .unwrap_or_else(|| panic!("no request; expected {method} {url}"));
+    assert_eq!(request.method(), method, "{}", request.uri());
+    assert_eq!(request.uri().to_string(), url);
+    let bytes = request.into_body().collect().await.unwrap().to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (body, send)
+}
+
+fn reply(send: tower_test::mock::SendResponse<Response<Body>>, status: StatusCode, body: &Value) {
+    send.send_response(
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap(),
+    );
+}
+
+fn not_found(send: tower_test::mock::SendResponse<Response<Body>>) {
+    reply(
+        send,
+        StatusCode::NOT_FOUND,
+        &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+    );
+}
+
+/// Expects the three server-side applies of a valid app and answers each with the body, the Knative
+/// Service with `ksvc_status` added. Returns the applied bodies.
+async fn expect_applies(handle: &mut Handle, app: &NextApp, ksvc_status: Value) -> Vec<Value> {
+    let want = rendered(app);
+    let mut got = Vec::new();
+    for object in &want {
+        let url = match object["kind"].as_str().unwrap() {
+            "Service" => format!("/apis/serving.knative.dev/v1/namespaces/web/services/shop{SSA}"),
+            "ServiceAccount" => format!("/api/v1/namespaces/web/serviceaccounts/shop-sa{SSA}"),
+            "NetworkPolicy" => {
+                format!("/apis/networking.k8s.io/v1/namespaces/web/networkpolicies/shop-allow-ingress{SSA}")
+            }
+            other => panic!("unexpected kind {other}"),
+        };
+        let (body, send) = expect(handle, Method::PATCH, &url).await;
+        assert_eq!(&body, object, "the applied body is the renderer's output");
+        let owner = &body["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["uid"], UID);
+        assert_eq!(owner["controller"], true);
+        assert_eq!(owner["kind"], "NextApp");
+        let mut live = body.clone();
+        live["metadata"]["generation"] = json!(1);
+        if body["kind"] == "Service" && !ksvc_status.is_null() {
+            live["status"] = ksvc_status.clone();
+        }
+        reply(send, StatusCode::OK, &live);
+        got.push(body);
+    }
+    got
+}
+
+async fn expect_status(handle: &mut Handle) -> Value {
+    let (body, send) = expect(
+        handle,
+        Method::PATCH,
+        &format!("/apis/apps.kn-next.dev/v1alpha1/namespaces/web/nextapps/shop/status{SSA}"),
+    )
+    .await;
+    assert_eq!(body["apiVersion"], "apps.kn-next.dev/v1alpha1");
+    assert_eq!(body["kind"], "NextApp");
+    let mut live = serde_json::to_value(app(json!({}))).unwrap();
+    live["status"] = body["status"].clone();
+    reply(send, StatusCode::OK, &live);
+    body["status"].clone()
+}
+
+/// Expects the GET of Revision `shop-00001` and answers with its `Active` condition.
+async fn expect_revision(handle: &mut Handle, active: &str) {
+    let (_, send) = expect(
+        handle,
+        Method::GET,
+        "/apis/serving.knative.dev/v1/namespaces/web/revisions/shop-00001",
+    )
+    .await;
+    reply(
+        send,
+        StatusCode::OK,
+        &json!({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Revision",
+            "metadata": {"name": "shop-00001", "namespace": "web"},
+            "status": {"conditions": [{"type": "Active", "status": active}]},
+        }),
+    );
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap()
+}
+
+/// Runs `reconcile` while `scenario` answers the mock; then checks that nothing else was requested.
+async fn run<F>(
+    app: NextApp,
+    scenario: impl FnOnce(Handle) -> F,
+) -> (Result<Action, reconcile::Error>, Arc<Context>)
+where
+    F: std::future::Future<Output = Handle> + Send + 'static,
+{
+    let (ctx, handle) = context();
+    let verifier = tokio::spawn(scenario(handle));
+    let mut reconciling = tokio::spawn(reconcile::reconcile(Arc::new(app), ctx.clone()));
+    let mut handle = tokio::time::timeout(Duration::from_secs(5), verifier)
+        .await
+        .expect("the expected requests did not all arrive")
+        .unwrap();
+    // Every expected request was answered: the reconcile must now finish without another one.
+    let result = tokio::time::timeout(Duration::from_secs(5), async {
+        tokio::select! {
+            done = &mut reconciling => done.unwrap(),
+            extra = handle.next_request() => match extra {
+                Some((request, _)) => panic!("unexpected request {} {}", request.method(), request.uri()),
+                None => reconciling.await.unwrap(),
+            },
+        }
+    })
+    .await
+    .expect("the reconcile did not finish");
+    (result, ctx)
+}
+
+fn ready_ksvc() -> Value {
+    json!({
+        "observedGeneration": 1,
+        "url": "https://shop.web.example.com",
+        "latestReadyRevisionName": "shop-00001",
+        "traffic": [{"revisionName": "shop-00001", "percent": 100, "latestRevision": true}],
+        "conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-29T09:00:00Z"},
+            {"type": "RoutesReady", "status": "True", "lastTransitionTime": "2026-11-29T09:00:00Z"},
+        ],
+    })
+}
+
+#[tokio::test]
+async fn a_new_app_is_applied_with_owner_references_and_requeued_until_ready() {
+    let a = app(json!({}));
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        expect_applies(&mut h, &expected, Value::Null).await;
+        let status = expect_status(&mut h).await;
+        let ready = condition(&status, "Ready");
+        assert_eq!(
+            (ready["status"].as_str(), ready["reason"].as_str()),
+            (Some("Unknown"), Some("KnativeServiceNotReady"))
+        );
+        assert_eq!(condition(&status, "Reconciling")["status"], "True");
+        assert!(
+            status["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["observedGeneration"] == 2)
+        );
+        assert_eq!(status["observedGeneration"], 2);
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+}
+
+#[tokio::test]
+async fn a_ready_knative_service_makes_the_app_ready_with_its_url() {
+    let a = app(json!({}));
+    let expected = a.clone();
+    let (result, ctx) = run(a, |mut h| async move {
+        expect_applies(&mut h, &expected, ready_ksvc()).await;
+        expect_revision(&mut h, "False").await;
+        let status = expect_status(&mut h).await;
+        assert_eq!(condition(&status, "Ready")["status"], "True");
+        assert_eq!(condition(&status, "Degraded")["status"], "False");
+        assert_eq!(status["url"], "https://shop.web.example.com");
+        assert_eq!(status["observedRevision"], "shop-00001");
+        assert_eq!(status["scaledToZero"], true);
+        assert_eq!(status["currentTraffic"][0]["percent"], 100);
+        assert_eq!(status["lastSuccessfulDeployTime"], json!(now()));
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::await_change());
+    let metrics = ctx.metrics.encode();
+    assert!(
+        metrics.contains("knext_nextapp_reconcile_total{result=\"success\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("knext_nextapp_queue_depth 0"), "{metrics}");
+}
+
+#[tokio::test]
+async fn an_unchanged_status_is_not_written_again() {
+    let mut a = app(json!({}));
+    let observed = status::Observed {
+        knative: serde_json::from_value(ready_ksvc()).ok(),
+        revision_active: Some(true),
+        knative_generation: Some(1),
+    };
+    a.status = Some(status::applied(&a, &observed, now()).status);
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        expect_applies(&mut h, &expected, ready_ksvc()).await;
+        expect_revision(&mut h, "True").await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn an_unpinned_image_applies_nothing_and_reports_invalid_image() {
+    let a = app(json!({"image": "ghcr.io/acme/shop:1.0"}));
+    let (result, _) = run(a, |mut h| async move {
+        let (event, send) = expect(
+            &mut h,
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/web/events?",
+        )
+        .await;
+        assert_eq!(event["type"], "Warning");
+        assert_eq!(event["reason"], "InvalidImage");
+        let note = event["note"].as_str().unwrap();
+        assert!(
+            note.starts_with("spec.image: image \"ghcr.io/acme/shop:1.0\" is tag-only"),
+            "{note}"
+        );
+        assert_eq!(event["regarding"]["name"], "shop");
+        reply(send, StatusCode::CREATED, &event);
+        let status = expect_status(&mut h).await;
+        let ready = condition(&status, "Ready");
+        assert_eq!(
+            (ready["status"].as_str(), ready["reason"].as_str()),
+            (Some("False"), Some("InvalidImage"))
+        );
+        let degraded = condition(&status, "Degraded");
+        assert_eq!(
+            (degraded["status"].as_str(), degraded["reason"].as_str()),
+            (Some("True"), Some("InvalidImage"))
+        );
+        assert!(degraded["message"].as_str().unwrap().contains("tag-only"));
+        h
+    })
+    .await;
+    // No hot loop: wait for the next change of the NextApp.
+    assert_eq!(result.unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn another_spec_problem_reports_invalid_spec() {
+    let a = app(json!({"env": {"PORT": "8080"}}));
+    let (result, _) = run(a, |mut h| async move {
+        let (event, send) = expect(
+            &mut h,
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/web/events?",
+        )
+        .await;
+        assert_eq!(event["reason"], "InvalidSpec");
+        reply(send, StatusCode::CREATED, &event);
+        let status = expect_status(&mut h).await;
+        assert_eq!(condition(&status, "Ready")["reason"], "InvalidSpec");
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn network_policy_false_deletes_only_knexts_network_policy() {
+    let a = app(json!({"security": {"networkPolicy": false}}));
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        let applied = expect_applies(&mut h, &expected, Value::Null).await;
+        assert!(applied.iter().all(|o| o["kind"] != "NetworkPolicy"));
+        let (_, send) = expect(
+            &mut h,
+            Method::GET,
+            "/apis/networking.k8s.io/v1/namespaces/web/networkpolicies?&labelSelector=apps.kn-next.dev%2Fapp%3Dshop%2Capp.kubernetes.io%2Fmanaged-by%3Dknext",
+        )
+        .await;
+        let np = |name: &str, managed_by: &str| json!({
+            "metadata": {"name": name, "namespace": "web",
+                         "labels": {"apps.kn-next.dev/app": "shop", "app.kubernetes.io/managed-by": managed_by}},
+            "spec": {"podSelector": {}},
+        });
+        reply(send, StatusCode::OK, &json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicyList", "metadata": {},
+            "items": [np("shop-allow-ingress", "knext"), np("hand-made", "someone-else")],
+        }));
+        let (_, send) = expect(
+            &mut h,
+            Method::DELETE,
+            "/apis/networking.k8s.io/v1/namespaces/web/networkpolicies/shop-allow-ingress?",
+        )
+        .await;
+        reply(send, StatusCode::OK, &json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
+        expect_status(&mut h).await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+}
+
+#[tokio::test]
+async fn an_api_error_fails_the_pass_and_backs_off_exponentially() {
+    let a = app(json!({}));
+    let (result, ctx) = run(a.clone(), |mut h| async move {
+        let (_, send) = expect(&mut h, Method::PATCH, &format!("/apis/serving.knative.dev/v1/namespaces/web/services/shop{SSA}")).await;
+        reply(send, StatusCode::INTERNAL_SERVER_ERROR, &json!({
+            "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500, "message": "etcd is sad",
+        }));
+        h
+    })
+    .await;
+    let err = result.unwrap_err();
+    assert!(err.to_string().starts_with("apply Service web/shop: "), "{err}");
+    let a = Arc::new(a);
+    assert_eq!(
+        reconcile::error_policy(a.clone(), &err, ctx.clone()),
+        Action::requeue(Duration::from_secs(5))
+    );
+    assert_eq!(
+        reconcile::error_policy(a.clone(), &err, ctx.clone()),
+        Action::requeue(Duration::from_secs(10))
+    );
+    assert_eq!(
+        reconcile::error_policy(a, &err, ctx.clone()),
+        Action::requeue(Duration::from_secs(20))
+    );
+    assert_eq!(reconcile::backoff(30), reconcile::BACKOFF_MAX);
+    let metrics = ctx.metrics.encode();
+    assert!(
+        metrics.contains("knext_nextapp_reconcile_errors_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_app_is_left_to_the_garbage_collector() {
+    let mut a = app(json!({}));
+    a.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now()));
+    let (result, _) = run(a, |h| async move { h }).await;
+    assert_eq!(result.unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn startup_names_the_missing_crd_and_how_to_install_it() {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let verifier = tokio::spawn(async move {
+        let (_, send) = expect(&mut handle, Method::GET, "/version").await;
+        reply(
+            send,
+            StatusCode::OK,
+            &json!({
+                "major": "1", "minor": "33", "gitVersion": "v1.33.0", "gitCommit": "", "gitTreeState": "",
+                "buildDate": "", "goVersion": "", "compiler": "", "platform": "linux/amd64",
+            }),
+        );
+        let (_, send) = expect(
+            &mut handle,
+            Method::GET,
+            "/apis/apps.kn-next.dev/v1alpha1/nextapps?&limit=1",
+        )
+        .await;
+        not_found(send);
+    });
+    let err = super::startup_check(&client, None).await.unwrap_err();
+    verifier.await.unwrap();
+    assert!(
+        err.contains("knext crd | kubectl apply --server-side -f -"),
+        "{err}"
+    );
+    assert!(err.contains("nextapps.apps.kn-next.dev"), "{err}");
+}
+
+#[tokio::test]
+async fn leader_election_creates_takes_over_and_respects_a_live_holder() {
+    use super::leader::Elector;
+    use k8s_openapi::api::coordination::v1::Lease;
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let elector = Elector::new(
+        kube::Api::<Lease>::namespaced(client, "knext-system"),
+        "knext-operator-leader",
+        "pod-a",
+    );
+    let url = "/apis/coordination.k8s.io/v1/namespaces/knext-system/leases";
+    let lease = |holder: &str, renewed: &str| {
+        json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "knext-operator-leader", "namespace": "knext-system", "resourceVersion": "41"},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15, "renewTime": renewed, "leaseTransitions": 3},
+        })
+    };
+    let verifier = tokio::spawn(async move {
+        // 1. No Lease: create it.
+        let (_, send) = expect(&mut handle, Method::GET, &format!("{url}/knext-operator-leader")).await;
+        not_found(send);
+        let (body, send) = expect(&mut handle, Method::POST, &format!("{url}?")).await;
+        assert_eq!(body["spec"]["holderIdentity"], "pod-a");
+        reply(send, StatusCode::CREATED, &body);
+        // 2. Held by a live replica: stand by, write nothing.
+        let (_, send) = expect(&mut handle, Method::GET, &format!("{url}/knext-operator-leader")).await;
+        reply(
+            send,
+            StatusCode::OK,
+            &lease("pod-b", "2026-11-29T10:00:00.000000Z"),
+        );
+        // 3. Held, but not renewed for longer than its duration: take over with resourceVersion.
+        let (_, send) = expect(&mut handle, Method::GET, &format!("{url}/knext-operator-leader")).await;
+        reply(
+            send,
+            StatusCode::OK,
+            &lease("pod-b", "2026-11-29T09:00:00.000000Z"),
+        );
+        let (body, send) = expect(&mut handle, Method::PUT, &format!("{url}/knext-operator-leader?")).await;
+        assert_eq!(body["spec"]["holderIdentity"], "pod-a");
+        assert_eq!(body["spec"]["leaseTransitions"], 4);
+        assert_eq!(body["metadata"]["resourceVersion"], "41");
+        reply(send, StatusCode::OK, &body);
+        // 4. Lost race: 409 on the update means not leader.
+        let (_, send) = expect(&mut handle, Method::GET, &format!("{url}/knext-operator-leader")).await;
+        reply(send, StatusCode::OK, &lease("", "2026-11-29T09:00:00.000000Z"));
+        let (_, send) = expect(&mut handle, Method::PUT, &format!("{url}/knext-operator-leader?")).await;
+        reply(
+            send,
+            StatusCode::CONFLICT,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409, "message": "conflict"}),
+        );
+        // 5. Release: the holder empties the Lease.
+        let (_, send) = expect(&mut handle, Method::GET, &format!("{url}/knext-operator-leader")).await;
+        reply(
+            send,
+            StatusCode::OK,
+            &lease("pod-a", "2026-11-29T10:00:00.000000Z"),
+        );
+        let (body, send) = expect(&mut handle, Method::PUT, &format!("{url}/knext-operator-leader?")).await;
+        assert!(
+            body["spec"].get("holderIdentity").is_none_or(Value::is_null),
+            "{body}"
+        );
+        assert_eq!(body["spec"]["leaseDurationSeconds"], 1);
+        reply(send, StatusCode::OK, &body);
+    });
+    let at: Timestamp = "2026-11-29T10:00:05Z".parse().unwrap();
+    assert!(elector.try_acquire_or_renew(at).await.unwrap());
+    assert!(!elector.try_acquire_or_renew(at).await.unwrap());
+    assert!(elector.try_acquire_or_renew(at).await.unwrap());
+    assert!(!elector.try_acquire_or_renew(at).await.unwrap());
+    elector.release(at).await.unwrap();
+    verifier.await.unwrap();
+}
