@@ -6,164 +6,14 @@
 #![cfg(feature = "operator")]
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// One request the fake server saw.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    target: String,
-    body: String,
-}
-
-/// How the fake API server answers.
-#[derive(Clone, Copy, PartialEq)]
-enum Cluster {
-    /// The NextApp CRD is missing: listing NextApps is 404.
-    NoCrd,
-    /// Everything is installed and empty.
-    Empty,
-}
-
-struct FakeApiServer {
-    port: u16,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl FakeApiServer {
-    fn start(cluster: Cluster) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let lease = Arc::new(Mutex::new(None::<String>));
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (log, lease) = (log.clone(), lease.clone());
-                std::thread::spawn(move || serve(stream, cluster, &log, &lease));
-            }
-        });
-        Self { port, seen }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-fn serve(stream: TcpStream, cluster: Cluster, log: &Mutex<Vec<Seen>>, lease: &Mutex<Option<String>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let (method, target) = (
-            parts.next().unwrap_or("").to_owned(),
-            parts.next().unwrap_or("").to_owned(),
-        );
-        let mut length = 0;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            if header == "\r\n" {
-                break;
-            }
-            if let Some((k, v)) = header.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let body = String::from_utf8_lossy(&body).into_owned();
-        log.lock().unwrap().push(Seen {
-            method: method.clone(),
-            target: target.clone(),
-            body: body.clone(),
-        });
-        let path = target.split('?').next().unwrap_or("");
-        if target.contains("watch=true") || target.contains("watch=1") {
-            // A watch that never sends an event: hold the connection until the client goes away.
-            let _ = out.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
-            );
-            let _ = out.flush();
-            let mut sink = [0; 64];
-            while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
-            return;
-        }
-        let (status, reply) = answer(cluster, &method, path, &body, lease);
-        let head = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            reply.len()
-        );
-        if out
-            .write_all(head.as_bytes())
-            .and_then(|()| out.write_all(reply.as_bytes()))
-            .is_err()
-        {
-            return;
-        }
-    }
-}
-
-fn answer(
-    cluster: Cluster,
-    method: &str,
-    path: &str,
-    body: &str,
-    lease: &Mutex<Option<String>>,
-) -> (&'static str, String) {
-    let not_found = || {
-        (
-            "404 Not Found",
-            r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404,"message":"not found"}"#.to_owned(),
-        )
-    };
-    if path == "/version" {
-        return ("200 OK", r#"{"major":"1","minor":"33","gitVersion":"v1.33.0","gitCommit":"","gitTreeState":"","buildDate":"","goVersion":"","compiler":"","platform":"linux/amd64"}"#.to_owned());
-    }
-    if path.contains("/leases") {
-        let mut lease = lease.lock().unwrap();
-        return match method {
-            "GET" => lease.clone().map_or_else(not_found, |l| ("200 OK", l)),
-            "POST" | "PUT" => {
-                let mut v: serde_json::Value = serde_json::from_str(body).unwrap();
-                v["metadata"]["resourceVersion"] = "1".into();
-                let stored = v.to_string();
-                *lease = Some(stored.clone());
-                (if method == "POST" { "201 Created" } else { "200 OK" }, stored)
-            }
-            _ => not_found(),
-        };
-    }
-    if cluster == Cluster::NoCrd && path.contains("/apis/apps.kn-next.dev/") {
-        return not_found();
-    }
-    if method == "GET" {
-        return (
-            "200 OK",
-            r#"{"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":"1"},"items":[]}"#.to_owned(),
-        );
-    }
-    not_found()
-}
+use support::fake_api::{Cluster, FakeApiServer};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -331,4 +181,42 @@ fn it_serves_health_and_metrics_leads_and_releases_the_lease_on_sigterm() {
     for line in err.lines().filter(|l| !l.trim().is_empty()) {
         serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     }
+}
+
+#[test]
+fn it_reconciles_every_listed_nextapp_and_writes_its_status() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let api = FakeApiServer::start(Cluster::Apps(3));
+    let dir = tempfile::tempdir().unwrap();
+    let child = operator(
+        &kubeconfig(dir.path(), &api.url()),
+        &[
+            &format!("--metrics-addr=127.0.0.1:{}", free_port()),
+            &format!("--health-addr=127.0.0.1:{}", free_port()),
+        ],
+    );
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while api.status_writes() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill(pid, Signal::SIGTERM).unwrap();
+    let (code, err, _) = finish(child, Duration::from_secs(25));
+    assert_eq!(
+        api.status_writes(),
+        3,
+        "{err}\n{:#?}",
+        api.seen()
+            .iter()
+            .map(|s| format!("{} {}", s.method, s.target))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let applies = api
+        .seen()
+        .iter()
+        .filter(|s| s.method == "PATCH" && s.target.contains("fieldManager=knext-operator"))
+        .count();
+    assert_eq!(applies, 3 * 4, "3 objects and a status per app");
 }

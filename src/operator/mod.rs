@@ -37,6 +37,8 @@ use crate::api::{self, NextApp, labels, operator};
 
 /// Longest time the startup checks may take.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Reconciles running at once (a burst of changes queues instead of fanning out without bound).
+pub const CONCURRENCY: u16 = 16;
 /// Longest time a graceful shutdown may take (the pod's grace period is 30 s).
 pub const SHUTDOWN_CAP: Duration = Duration::from_secs(20);
 
@@ -319,25 +321,6 @@ async fn controller(
     lost: watch::Receiver<bool>,
 ) -> ExitCode {
     let ns = args.namespace.as_deref();
-    let children = watcher::Config::default()
-        .labels(&format!("{}={}", labels::MANAGED_BY, api::MANAGED_BY))
-        .any_semantic();
-    let ksvc = reconcile::knative_service_resource();
-    let revisions = reconcile::knative_revision_resource();
-    let dynamic = |ar: &kube::core::ApiResource| -> Api<DynamicObject> {
-        match ns {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
-            None => Api::all_with(client.clone(), ar),
-        }
-    };
-    let typed_sa: Api<ServiceAccount> = match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let typed_np: Api<NetworkPolicy> = match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
     let ctx = Arc::new(reconcile::Context::new(
         client.clone(),
         metrics,
@@ -357,19 +340,7 @@ async fn controller(
         stop.await;
         let _ = stop_tx.send(());
     });
-    let run = Controller::new(nextapps(client, ns), watcher::Config::default().any_semantic())
-        .owns_with(dynamic(&ksvc), ksvc.clone(), children.clone())
-        .owns(typed_sa, children.clone())
-        .owns(typed_np, children)
-        .watches_with(
-            dynamic(&revisions),
-            revisions.clone(),
-            watcher::Config::default().any_semantic(),
-            |rev: DynamicObject| {
-                let service = rev.labels().get(labels::KNATIVE_SERVICE)?.clone();
-                Some(ObjectRef::<NextApp>::new(&service).within(&rev.namespace()?))
-            },
-        )
+    let run = build_controller(client, ns)
         .graceful_shutdown_on(async move {
             let _ = stop_rx.await;
         })
@@ -397,6 +368,48 @@ async fn controller(
             ExitCode::from(1)
         }
     }
+}
+
+/// The controller: NextApps (all namespaces, or `namespace`), the Knative Services, ServiceAccounts
+/// and NetworkPolicies knext manages (label `app.kubernetes.io/managed-by=knext`, owner references
+/// map them back), and Knative Revisions mapped to their NextApp by `serving.knative.dev/service`.
+pub fn build_controller(client: &Client, namespace: Option<&str>) -> Controller<NextApp> {
+    let children = watcher::Config::default()
+        .labels(&format!("{}={}", labels::MANAGED_BY, api::MANAGED_BY))
+        .any_semantic();
+    let ksvc = reconcile::knative_service_resource();
+    let revisions = reconcile::knative_revision_resource();
+    let dynamic = |ar: &kube::core::ApiResource| -> Api<DynamicObject> {
+        match namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+            None => Api::all_with(client.clone(), ar),
+        }
+    };
+    let typed_sa: Api<ServiceAccount> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let typed_np: Api<NetworkPolicy> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    Controller::new(
+        nextapps(client, namespace),
+        watcher::Config::default().any_semantic(),
+    )
+    .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY))
+    .owns_with(dynamic(&ksvc), ksvc.clone(), children.clone())
+    .owns(typed_sa, children.clone())
+    .owns(typed_np, children)
+    .watches_with(
+        dynamic(&revisions),
+        revisions.clone(),
+        watcher::Config::default().any_semantic(),
+        |rev: DynamicObject| {
+            let service = rev.labels().get(labels::KNATIVE_SERVICE)?.clone();
+            Some(ObjectRef::<NextApp>::new(&service).within(&rev.namespace()?))
+        },
+    )
 }
 
 fn code_after(lost: &watch::Receiver<bool>) -> ExitCode {

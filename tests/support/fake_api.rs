@@ -1,0 +1,224 @@
+//! A small fake Kubernetes API server on loopback for process-level tests and the operator benchmark:
+//! a real HTTP/1.1 server (threads, keep-alive), not the in-process mock. It answers `/version`,
+//! lists (NextApps per [`Cluster`], everything else empty), holds watches open, stores one Lease,
+//! echoes server-side applies and counts status writes.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One request the fake server saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub target: String,
+    pub body: String,
+}
+
+/// How the fake API server answers.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Cluster {
+    /// The NextApp CRD is missing: listing NextApps is 404.
+    NoCrd,
+    /// Everything is installed and empty.
+    Empty,
+    /// This many valid NextApps; every write is echoed back.
+    Apps(usize),
+}
+
+pub struct FakeApiServer {
+    pub port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    status_writes: Arc<AtomicUsize>,
+}
+
+impl FakeApiServer {
+    pub fn start(cluster: Cluster) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let lease = Arc::new(Mutex::new(None::<String>));
+        let status_writes = Arc::new(AtomicUsize::new(0));
+        let state = Arc::new(State {
+            cluster,
+            log: seen.clone(),
+            lease,
+            status_writes: status_writes.clone(),
+            list: apps_list(cluster),
+        });
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let state = state.clone();
+                std::thread::spawn(move || serve(stream, &state));
+            }
+        });
+        Self {
+            port,
+            seen,
+            status_writes,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Status writes (server-side applies on `/status`) so far.
+    pub fn status_writes(&self) -> usize {
+        self.status_writes.load(Ordering::Relaxed)
+    }
+}
+
+struct State {
+    cluster: Cluster,
+    log: Arc<Mutex<Vec<Seen>>>,
+    lease: Arc<Mutex<Option<String>>>,
+    status_writes: Arc<AtomicUsize>,
+    list: String,
+}
+
+/// The NextApp list body for `cluster`.
+fn apps_list(cluster: Cluster) -> String {
+    let n = match cluster {
+        Cluster::Apps(n) => n,
+        _ => 0,
+    };
+    let items: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"apiVersion":"apps.kn-next.dev/v1alpha1","kind":"NextApp","metadata":{{"name":"app-{i:05}","namespace":"team-{:02}","uid":"00000000-0000-4000-8000-{i:012}","generation":1,"resourceVersion":"{}"}},"spec":{{"image":"registry.example.com/team/app-{i:05}@sha256:{:064x}","scaling":{{"minScale":{},"maxScale":10}},"env":{{"LOG_LEVEL":"info"}}}}}}"#,
+                i % 40,
+                100 + i,
+                (i as u128 + 1) * 0x9e37_79b9,
+                i % 3
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"apiVersion":"apps.kn-next.dev/v1alpha1","kind":"NextAppList","metadata":{{"resourceVersion":"1"}},"items":[{}]}}"#,
+        items.join(",")
+    )
+}
+
+fn serve(stream: TcpStream, state: &State) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let (method, target) = (
+            parts.next().unwrap_or("").to_owned(),
+            parts.next().unwrap_or("").to_owned(),
+        );
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            if header == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = header.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let body = String::from_utf8_lossy(&body).into_owned();
+        state.log.lock().unwrap().push(Seen {
+            method: method.clone(),
+            target: target.clone(),
+            body: body.clone(),
+        });
+        let path = target.split('?').next().unwrap_or("");
+        if target.contains("watch=true") || target.contains("watch=1") {
+            // A watch that never sends an event: hold the connection until the client goes away.
+            let _ = out.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+            );
+            let _ = out.flush();
+            let mut sink = [0; 64];
+            while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
+            return;
+        }
+        let (status, reply) = answer(state, &method, path, &body);
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            reply.len()
+        );
+        if out
+            .write_all(head.as_bytes())
+            .and_then(|()| out.write_all(reply.as_bytes()))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn answer(state: &State, method: &str, path: &str, body: &str) -> (&'static str, String) {
+    let cluster = state.cluster;
+    let not_found = || {
+        (
+            "404 Not Found",
+            r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404,"message":"not found"}"#.to_owned(),
+        )
+    };
+    if path == "/version" {
+        return ("200 OK", r#"{"major":"1","minor":"33","gitVersion":"v1.33.0","gitCommit":"","gitTreeState":"","buildDate":"","goVersion":"","compiler":"","platform":"linux/amd64"}"#.to_owned());
+    }
+    if path.contains("/leases") {
+        let mut lease = state.lease.lock().unwrap();
+        return match method {
+            "GET" => lease.clone().map_or_else(not_found, |l| ("200 OK", l)),
+            "POST" | "PUT" => {
+                let mut v: serde_json::Value = serde_json::from_str(body).unwrap();
+                v["metadata"]["resourceVersion"] = "1".into();
+                let stored = v.to_string();
+                *lease = Some(stored.clone());
+                (if method == "POST" { "201 Created" } else { "200 OK" }, stored)
+            }
+            _ => not_found(),
+        };
+    }
+    if cluster == Cluster::NoCrd && path.contains("/apis/apps.kn-next.dev/") {
+        return not_found();
+    }
+    if method == "GET" && path.ends_with("/nextapps") {
+        return ("200 OK", state.list.clone());
+    }
+    if method == "GET" {
+        return (
+            "200 OK",
+            r#"{"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":"1"},"items":[]}"#.to_owned(),
+        );
+    }
+    if method == "PATCH" {
+        // Server-side apply: echo the applied object as if created; count status writes.
+        let mut v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        v["metadata"]["generation"] = 1.into();
+        if path.ends_with("/status") {
+            state.status_writes.fetch_add(1, Ordering::Relaxed);
+        }
+        return ("200 OK", v.to_string());
+    }
+    if method == "POST" {
+        return ("201 Created", body.to_owned());
+    }
+    not_found()
+}
