@@ -58,6 +58,21 @@ pub fn service_account_name(app: &str) -> String {
     format!("{app}-sa")
 }
 
+/// The peer allowed to scrape metrics: every pod in a namespace labelled
+/// `knext.dev/metrics-scrape: "true"` (apps' and the operator's NetworkPolicies share it).
+pub fn metrics_scrapers() -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                labels::METRICS_SCRAPE.to_owned(),
+                "true".to_owned(),
+            )])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// Name of the app's NetworkPolicy.
 pub fn network_policy_name(app: &str) -> String {
     format!("{app}-allow-ingress")
@@ -154,16 +169,7 @@ pub fn build_network_policy(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) ->
             ports: Some(vec![port(ports::AUTOSCALING_METRICS), port(ports::METRICS)]),
         },
         NetworkPolicyIngressRule {
-            from: Some(vec![NetworkPolicyPeer {
-                namespace_selector: Some(LabelSelector {
-                    match_labels: Some(BTreeMap::from([(
-                        labels::METRICS_SCRAPE.to_owned(),
-                        "true".to_owned(),
-                    )])),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }]),
+            from: Some(vec![metrics_scrapers()]),
             ports: Some(vec![port(ports::METRICS)]),
         },
     ];
