@@ -11,7 +11,8 @@
 //!    resident set (VmRSS) and peak (VmHWM) are read from /proc/self/status, next to the same figures
 //!    before the controller started.
 //!
-//! 3. **The operator process**: the knext binary (`knext operator`) against a loopback fake API server
+//! 3. **The operator process**: the knext binary (`knext operator`, with the allocator settings of the
+//!    install bundle's Deployment, `api::operator::ALLOCATOR_ENV`) against a loopback fake API server
 //!    (`tests/support/fake_api.rs`, another thread of this process) that lists N NextApps: its own
 //!    VmRSS and VmHWM from /proc/<pid>/status once it has written N statuses, then SIGTERM.
 //!
@@ -253,6 +254,12 @@ fn process_memory(n: usize) {
             &format!("--health-addr={}", free()),
         ])
         .env("KUBECONFIG", &kubeconfig)
+        // The allocator settings the install bundle's Deployment sets, unless the caller overrides them.
+        .envs(
+            knext::api::operator::ALLOCATOR_ENV
+                .into_iter()
+                .filter(|(k, _)| std::env::var_os(k).is_none()),
+        )
         .env(
             "RUST_LOG",
             std::env::var("KNEXT_BENCH_LOG").unwrap_or_else(|_| "warn".into()),

@@ -536,15 +536,24 @@ fn operator_container(image: &str) -> Container {
             format!("--metrics-addr=0.0.0.0:{}", operator::METRICS_PORT),
             format!("--health-addr=0.0.0.0:{}", operator::HEALTH_PORT),
         ]),
-        env: Some(vec![
-            field_env(operator::ENV_POD_NAME, "metadata.name"),
-            field_env(operator::ENV_POD_NAMESPACE, "metadata.namespace"),
-            EnvVar {
-                name: "RUST_LOG".into(),
-                value: Some("info".into()),
+        env: Some(
+            [
+                field_env(operator::ENV_POD_NAME, "metadata.name"),
+                field_env(operator::ENV_POD_NAMESPACE, "metadata.namespace"),
+                EnvVar {
+                    name: "RUST_LOG".into(),
+                    value: Some("info".into()),
+                    ..Default::default()
+                },
+            ]
+            .into_iter()
+            .chain(operator::ALLOCATOR_ENV.iter().map(|(name, value)| EnvVar {
+                name: (*name).into(),
+                value: Some((*value).into()),
                 ..Default::default()
-            },
-        ]),
+            }))
+            .collect(),
+        ),
         ports: Some(vec![
             port("metrics", operator::METRICS_PORT),
             port("health", operator::HEALTH_PORT),
@@ -892,6 +901,15 @@ mod tests {
                    "runAsUser": 65532, "runAsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}})
         );
         assert!(c["args"].as_array().unwrap().contains(&json!("--leader-elect")));
+        // The allocator settings the memory benchmark measured.
+        for (name, value) in operator::ALLOCATOR_ENV {
+            assert!(
+                c["env"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!({"name": name, "value": value}))
+            );
+        }
         assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
         assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
         assert_eq!(c["livenessProbe"]["httpGet"]["port"], "health");
