@@ -231,22 +231,8 @@ fn process_memory(n: usize) {
     use nix::unistd::Pid;
     let api = fake_api::FakeApiServer::start(fake_api::Cluster::Apps(n));
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\nusers:\n- name: u\n  \
-             user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: u\ncurrent-context: fake\n",
-            api.url()
-        ),
-    )
-    .unwrap();
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
+    let kubeconfig = fake_api::kubeconfig(dir.path(), &api.url());
+    let free = fake_api::free_addr;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_knext"))
         .args([
             "operator",

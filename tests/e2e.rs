@@ -15,6 +15,8 @@
 #![cfg(feature = "operator")]
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+mod support;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -104,12 +106,7 @@ async fn setup(test: &str) -> Cluster {
         )
         .await
         .unwrap();
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
+    let free = support::fake_api::free_addr;
     let operator = Command::new(env!("CARGO_BIN_EXE_knext"))
         .args([
             "operator",

@@ -9,32 +9,14 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::fake_api::{Cluster, FakeApiServer};
+use support::fake_api::{Cluster, FakeApiServer, free_addr, kubeconfig};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn kubeconfig(dir: &std::path::Path, server: &str) -> std::path::PathBuf {
-    let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\n\
-             users:\n- name: nobody\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    \
-             user: nobody\n    namespace: knext-system\ncurrent-context: fake\n"
-        ),
-    )
-    .unwrap();
-    path
+    free_addr().port()
 }
 
 fn operator(kubeconfig: &std::path::Path, extra: &[&str]) -> Child {

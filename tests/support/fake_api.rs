@@ -222,3 +222,23 @@ fn answer(state: &State, method: &str, path: &str, body: &str) -> (&'static str,
     }
     not_found()
 }
+
+/// A loopback address with a port that was free a moment ago (for `--metrics-addr`/`--health-addr`).
+pub fn free_addr() -> std::net::SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// Writes a kubeconfig pointing at `server` (no credentials, namespace `knext-system`) into `dir`.
+pub fn kubeconfig(dir: &std::path::Path, server: &str) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\n\
+             users:\n- name: nobody\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    \
+             user: nobody\n    namespace: knext-system\ncurrent-context: fake\n"
+        ),
+    )
+    .unwrap();
+    path
+}
