@@ -4,6 +4,7 @@
 //! - `crd/nextapps.apps.kn-next.dev.yaml`: the NextApp CRD;
 //! - `install.yaml`: the operator install bundle (CRD first), and `kustomization.yaml` over it;
 //! - `schema/nextapp.schema.json`: the editor JSON Schema;
+//! - `next/cache-handler.cjs`: the Next.js cache handler, rendered from `templates/`;
 //! - `examples/`: the bundled `examples/*.yaml` NextApps in GitOps layout, through the CLI's own
 //!   pipeline, admission rules included.
 //!
@@ -22,8 +23,8 @@
 //!   "generated/ is stale: run cargo build and commit".
 //! - The bundle is also written to `OUT_DIR/install.yaml`, which the library embeds.
 //!
-//! It touches nothing outside `generated/` and `OUT_DIR`, and reads only Cargo.toml and `examples/`
-//! (hence the rerun directives).
+//! It touches nothing outside `generated/` and `OUT_DIR`, and reads only Cargo.toml, `examples/` and
+//! `templates/` (hence the rerun directives).
 
 #![allow(dead_code)] // the shared modules carry more than the build script uses
 
@@ -53,6 +54,7 @@ fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-changed=Cargo.toml");
     println!("cargo::rerun-if-changed=examples");
+    println!("cargo::rerun-if-changed=templates");
     println!("cargo::rerun-if-env-changed=CI");
     println!("cargo::rerun-if-env-changed={IMAGE_ENV}");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -77,6 +79,11 @@ fn run(root: &Path, out_dir: Option<&Path>) -> Result<(), Vec<String>> {
         .map_err(|e| vec![format!("failed to write the NextApp CRD: {e}")])?;
     let crd = layout::header("the NextApp Rust types", REGENERATE_BUILD) + &crd;
     files.insert("crd/nextapps.apps.kn-next.dev.yaml".into(), crd);
+
+    files.insert(
+        render::cache_handler::GENERATED_PATH.into(),
+        render::cache_handler::cache_handler().map_err(|e| vec![e])?,
+    );
 
     let install = bundle::install_text(&InstallOptions::new(&image), REGENERATE_BUILD)
         .map_err(|e| vec![e.to_string()])?;

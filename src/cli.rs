@@ -52,6 +52,10 @@ enum Command {
     },
     /// Print the JSON Schema of a NextApp document (for editors, e.g. yaml-language-server).
     Schema,
+    /// Print the Next.js cache handler (CommonJS, no dependencies) that reads and writes the Redis
+    /// layout `knext serve` invalidates. Save it beside next.config and set
+    /// `cacheHandler: require.resolve('./cache-handler.cjs'), cacheMaxMemorySize: 0`.
+    CacheHandler,
     /// Print the NextApp CustomResourceDefinition (apply with `kubectl apply --server-side -f -`).
     Crd,
     /// Run the operator: watch NextApps and reconcile each into its Knative Service, ServiceAccount
@@ -61,6 +65,17 @@ enum Command {
     /// within 30 s if the API server does not answer or the NextApp CRD is not installed.
     #[cfg(feature = "operator")]
     Operator(crate::operator::Args),
+    /// Run an app container's entrypoint: start the Next.js server (the command after `--`) on
+    /// loopback and serve in front of it, with authenticated cache invalidation, the RUM beacon,
+    /// metrics and a graceful, capped shutdown.
+    ///
+    /// Owned routes (never forwarded): POST /api/cache/invalidate (Bearer CACHE_INVALIDATE_TOKEN;
+    /// refused when the token is unset), GET|DELETE /api/cache/events (DELETE authenticated), POST
+    /// /api/rum. Everything else streams to the Next.js server. Environment: REDIS_URL,
+    /// REDIS_USERNAME, REDIS_PASSWORD, REDIS_KEY_PREFIX, CACHE_INVALIDATE_TOKEN, KN_APP_NAME,
+    /// KNEXT_SHUTDOWN_GRACE_MS (default 25000), KNEXT_CACHE_TIMEOUT_MS (default 1000).
+    #[cfg(feature = "serve")]
+    Serve(crate::serve::Args),
     /// Print knext's install bundle: the NextApp CRD and the operator (Namespace with Pod Security
     /// Admission `restricted`, NetworkPolicy, PodDisruptionBudget, ServiceAccount, least-privilege RBAC,
     /// metrics Service, Deployment). Apply with `kubectl apply --server-side -f -`.
@@ -94,12 +109,18 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Render { paths, output } => render(&paths, output.as_deref(), false),
         Command::Validate { paths } => render(&paths, None, true),
+        Command::CacheHandler => match crate::render::cache_handler::cache_handler() {
+            Ok(js) => print_stdout(&js),
+            Err(e) => fail(&format!("knext: {e}")),
+        },
         Command::Crd => match crate::yaml::emit::to_string(&crate::api::crd::nextapp_crd()) {
             Ok(yaml) => print_stdout(&(layout::header("the NextApp Rust types", "knext crd") + &yaml)),
             Err(e) => fail(&format!("knext: failed to write the CRD: {e}")),
         },
         #[cfg(feature = "operator")]
         Command::Operator(args) => crate::operator::main(args),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => crate::serve::main(args),
         Command::Install {
             image,
             namespace,

@@ -21,4 +21,6 @@ pub mod output;
 pub mod pipeline;
 pub mod policy;
 pub mod render;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod yaml;

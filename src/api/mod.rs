@@ -38,7 +38,7 @@ pub mod labels {
     pub const BUILD_ID: &str = "apps.kn-next.dev/build-id";
     /// Label Knative puts on the pods of a Service.
     pub const KNATIVE_SERVICE: &str = "serving.knative.dev/service";
-    /// Namespaces labelled `"true"` may scrape app metrics (port 9091).
+    /// Namespaces labelled `"true"` may scrape app metrics (`knext serve` 9464, queue-proxy 9091).
     pub const METRICS_SCRAPE: &str = "knext.dev/metrics-scrape";
     /// Preview marker label (`environment: preview`).
     pub const ENVIRONMENT: &str = "environment";
@@ -48,9 +48,11 @@ pub mod labels {
 
 /// Ports of the app pod that knext's NetworkPolicy and probes refer to.
 pub mod ports {
-    /// The port the app container listens on.
-    pub const APP: i32 = 3000;
-    /// Prometheus metrics of the app runtime (scrape annotation target).
+    /// The port the app container listens on: `knext serve`, in front of the Next.js server.
+    pub const APP: i32 = super::serve::LISTEN_PORT;
+    /// `knext serve`'s Prometheus metrics (scrape annotation target).
+    pub const APP_METRICS: i32 = super::serve::METRICS_PORT;
+    /// Knative queue-proxy's own Prometheus metrics (request counts and latencies per revision).
     pub const METRICS: i32 = 9091;
     /// Knative queue-proxy ports the activator and ingress reach: HTTP/1, HTTP/2, HTTPS.
     pub const QUEUE_HTTP: i32 = 8012;
@@ -60,6 +62,51 @@ pub mod ports {
     pub const QUEUE_HTTPS: i32 = 8112;
     /// Knative autoscaler queue metrics port.
     pub const AUTOSCALING_METRICS: i32 = 9090;
+}
+
+/// `knext serve`, the entrypoint of app containers: where it listens and where the Next.js server it
+/// starts listens. Shared by the renderers (container port, probes, NetworkPolicy, scrape annotations)
+/// and the `knext serve` defaults, so the manifests and the process agree.
+pub mod serve {
+    /// Path of the knext binary in app images (`COPY --from=<knext image> /knext /knext`).
+    pub const BINARY: &str = "/knext";
+    /// The port `knext serve` listens on: the Knative container port (Knative's default, 8080).
+    pub const LISTEN_PORT: i32 = 8080;
+    /// The loopback port of the Next.js server `knext serve` starts (its `PORT`).
+    pub const UPSTREAM_PORT: i32 = 3000;
+    /// The port of `knext serve`'s Prometheus metrics (`/metrics`). Not 9091: Knative's queue-proxy,
+    /// in the same pod network namespace, binds 9091 for its own metrics and Knative reserves it.
+    pub const METRICS_PORT: i32 = 9464;
+    /// The child command when the image does not name one (`node server.js` of Next.js's standalone
+    /// output).
+    pub const NODE_COMMAND: [&str; 2] = ["node", "server.js"];
+    /// The child command for `runtime: bun`.
+    pub const BUN_COMMAND: [&str; 3] = ["bun", "run", "server.js"];
+    /// Env var with the bearer token of `POST /api/cache/invalidate` and `DELETE /api/cache/events`.
+    pub const ENV_INVALIDATE_TOKEN: &str = "CACHE_INVALIDATE_TOKEN";
+    /// Env var with the hard cap of a graceful shutdown, in milliseconds.
+    pub const ENV_SHUTDOWN_GRACE_MS: &str = "KNEXT_SHUTDOWN_GRACE_MS";
+}
+
+/// The Redis layout of the fleet-wide Next.js cache, shared by `knext serve` (invalidation, events)
+/// and the Next.js cache handler knext renders from `templates/cache-handler.cjs.j2`.
+pub mod cache {
+    /// Key prefix when `REDIS_KEY_PREFIX` is unset or empty.
+    pub const DEFAULT_PREFIX: &str = "kn-next";
+    /// Entries live at `<prefix>:cache:<key>`.
+    pub const ENTRY_SEGMENT: &str = "cache";
+    /// Tag index sets live at `<prefix>:tag:<tag>`; their members are raw keys.
+    pub const TAG_SEGMENT: &str = "tag";
+    /// Cache events are LPUSHed to `<prefix>:cache-events`.
+    pub const EVENTS_KEY: &str = "cache-events";
+    /// The events list is trimmed to this many entries.
+    pub const EVENTS_CAP: usize = 200;
+    /// `GET /api/cache/events` returns this many of the newest events.
+    pub const EVENTS_SHOWN: usize = 50;
+    /// Longest tag accepted (Next.js's `NEXT_CACHE_TAG_MAX_LENGTH`).
+    pub const TAG_MAX_LEN: usize = 256;
+    /// Most tags one invalidation accepts (Next.js's `NEXT_CACHE_TAG_MAX_ITEMS`).
+    pub const TAGS_MAX: usize = 128;
 }
 
 /// knext's own operator: names, ports and identity shared by the install bundle and `knext operator`.

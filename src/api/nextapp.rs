@@ -402,7 +402,7 @@ pub struct DatabaseSecretRef {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ObservabilitySpec {
-    /// Master switch: Prometheus scrape annotations (port 9091) and `KN_APP_NAME`.
+    /// Master switch: Prometheus scrape annotations (port 9464, `knext serve`'s metrics) and `KN_APP_NAME`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     /// Real-user monitoring (web vitals beacon).

@@ -25,7 +25,7 @@ use crate::api::knative::{
 };
 use crate::api::{
     API_VERSION, KIND, KnativeService, MANAGED_BY, NextAppSpec, ResourcesSpec, Runtime, ScalingSpec,
-    SecuritySpec, defaults, labels, ports,
+    SecuritySpec, defaults, labels, ports, serve,
 };
 use crate::policy::ValidatedApp;
 
@@ -133,7 +133,9 @@ pub fn build_service_account(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -
 }
 
 /// The NetworkPolicy `<app>-allow-ingress`: only Knative's data plane, same-namespace metrics and
-/// labelled scrapers reach the pods; the app port itself is reachable only through the queue-proxy.
+/// labelled scrapers reach the pods; the app port (`knext serve`) is reachable only through the
+/// queue-proxy, and the Next.js server only through `knext serve` (it listens on loopback). Scrapers
+/// reach queue-proxy's metrics (9091) and `knext serve`'s (9464).
 pub fn build_network_policy(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> NetworkPolicy {
     let port = |p: i32| NetworkPolicyPort {
         port: Some(IntOrString::Int(p)),
@@ -166,11 +168,15 @@ pub fn build_network_policy(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) ->
                 pod_selector: Some(LabelSelector::default()),
                 ..Default::default()
             }]),
-            ports: Some(vec![port(ports::AUTOSCALING_METRICS), port(ports::METRICS)]),
+            ports: Some(vec![
+                port(ports::AUTOSCALING_METRICS),
+                port(ports::METRICS),
+                port(ports::APP_METRICS),
+            ]),
         },
         NetworkPolicyIngressRule {
             from: Some(vec![metrics_scrapers()]),
-            ports: Some(vec![port(ports::METRICS)]),
+            ports: Some(vec![port(ports::METRICS), port(ports::APP_METRICS)]),
         },
     ];
     NetworkPolicy {
@@ -217,7 +223,8 @@ fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
 /// before the Secret mappings and `spec.env`. The validator uses the same list to flag user entries that
 /// would collide.
 pub fn system_env(spec: &NextAppSpec, app_name: &str) -> Vec<EnvVar> {
-    let mut out = vec![env("HOSTNAME", "0.0.0.0"), env("NODE_ENV", "production")];
+    // No HOSTNAME/PORT: `knext serve` gives the Next.js server loopback ones.
+    let mut out = vec![env("NODE_ENV", "production")];
     let timeout = spec.timeout_seconds.unwrap_or(defaults::TIMEOUT_SECONDS);
     let mut buf = itoa::Buffer::new();
     out.push(env(
@@ -370,7 +377,7 @@ fn template_annotations(spec: &NextAppSpec) -> BTreeMap<String, String> {
         .is_some_and(|o| o.enabled == Some(true))
     {
         put("prometheus.io/scrape", "true".to_owned());
-        put("prometheus.io/port", ports::METRICS.to_string());
+        put("prometheus.io/port", ports::APP_METRICS.to_string());
         put("prometheus.io/path", "/metrics".to_owned());
     }
     a
@@ -455,6 +462,35 @@ fn traffic(spec: &NextAppSpec) -> Vec<TrafficTarget> {
     }
 }
 
+/// The container's command: `knext serve` with the ports the manifests assume spelled out, so the
+/// rendered YAML says what runs.
+fn serve_command() -> Vec<String> {
+    let mut buf = itoa::Buffer::new();
+    let listen = format!("0.0.0.0:{}", buf.format(serve::LISTEN_PORT));
+    let metrics = format!("0.0.0.0:{}", buf.format(serve::METRICS_PORT));
+    [
+        serve::BINARY,
+        "serve",
+        "--listen",
+        &listen,
+        "--upstream-port",
+        buf.format(serve::UPSTREAM_PORT),
+        "--metrics-addr",
+        &metrics,
+        "--",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// The Next.js server `knext serve` starts (the container's args).
+fn child_command(spec: &NextAppSpec) -> Vec<String> {
+    match spec.runtime {
+        Some(Runtime::Bun) => serve::BUN_COMMAND.map(str::to_owned).to_vec(),
+        _ => serve::NODE_COMMAND.map(str::to_owned).to_vec(),
+    }
+}
+
 /// The Knative Service `<app>`.
 pub fn build_knative_service(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> KnativeService {
     let spec = app.spec();
@@ -486,8 +522,8 @@ pub fn build_knative_service(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -
     let container = Container {
         name: "app".to_owned(),
         image: Some(spec.image.clone()),
-        command: (spec.runtime == Some(Runtime::Bun))
-            .then(|| vec!["bun".to_owned(), "run".to_owned(), "server.js".to_owned()]),
+        command: Some(serve_command()),
+        args: Some(child_command(spec)),
         ports: Some(vec![ContainerPort {
             container_port: ports::APP,
             ..Default::default()

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod bundle;
+pub mod cache_handler;
 pub mod layout;
 
 use k8s_openapi::api::core::v1::ServiceAccount;

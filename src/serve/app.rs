@@ -1,0 +1,279 @@
+//! Request routing: the routes `knext serve` owns (never forwarded) and everything else to the proxy.
+//!
+//! | route | methods | auth |
+//! |---|---|---|
+//! | `/api/cache/invalidate` | POST (else 405, `Allow: POST`) | Bearer `CACHE_INVALIDATE_TOKEN` |
+//! | `/api/cache/events` | GET/HEAD (read-only), DELETE (else 405) | DELETE: the same Bearer token |
+//! | `/api/rum` | POST (else 405) | none; token bucket, size cap, strict allow-lists |
+//!
+//! A trailing slash names the same route. Authentication comes before the body is read, so a refused
+//! request costs a header comparison and nothing else.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::Bytes;
+use hyper::body::{Body as _, Incoming};
+use serde_json::json;
+
+use super::auth::Token;
+use super::cache::{self, Cache, CacheError};
+use super::metrics::{Handler, Metrics, method_label};
+use super::proxy::{ProxyError, Upstream};
+use super::routes::Routes;
+use super::rum::{self, Bucket, Rejection};
+
+/// The response body: the child's, streamed, or one of ours.
+pub type Body = Either<Incoming, Full<Bytes>>;
+
+/// Largest invalidation body, bytes.
+pub const MAX_INVALIDATE_BODY: usize = 8 * 1024;
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct State {
+    /// The invalidation token.
+    pub token: Token,
+    /// The Redis cache.
+    pub cache: Cache,
+    /// The app's routes (metric labels).
+    pub routes: Routes,
+    /// The RUM rate limit.
+    pub bucket: Bucket,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The Next.js server.
+    pub upstream: Upstream,
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(value.to_string()))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Body> {
+    json_response(status, &json!({ "error": message }))
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
+    r.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    r
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::new())));
+    *r.status_mut() = status;
+    r
+}
+
+/// Which owned route a path names, if any.
+fn owned(path: &str) -> Option<(Handler, &'static str)> {
+    match path.strip_suffix('/').unwrap_or(path) {
+        "/api/cache/invalidate" => Some((Handler::cache_invalidate, "/api/cache/invalidate")),
+        "/api/cache/events" => Some((Handler::cache_events, "/api/cache/events")),
+        "/api/rum" => Some((Handler::rum, "/api/rum")),
+        _ => None,
+    }
+}
+
+/// Reads a body of at most `limit` bytes (`Err(true)`: too large; `Err(false)`: unreadable). A
+/// declared `Content-Length` over the limit is refused before reading anything.
+async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, bool> {
+    if body.size_hint().lower() > limit as u64 {
+        return Err(true);
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(true),
+        Err(_) => Err(false),
+    }
+}
+
+impl State {
+    /// Answers one request and records its metrics.
+    pub async fn handle(&self, req: Request<Incoming>, peer: std::net::SocketAddr) -> Response<Body> {
+        let started = Instant::now();
+        let method = method_label(req.method());
+        let (handler, route) = match owned(req.uri().path()) {
+            Some((h, r)) => (h, r),
+            None => (Handler::proxy, self.routes.template(req.uri().path())),
+        };
+        let _in_flight = self.metrics.enter(handler);
+        let response = match handler {
+            Handler::cache_invalidate => self.invalidate(req).await,
+            Handler::cache_events => self.events(req).await,
+            Handler::rum => self.rum(req).await,
+            Handler::proxy => match self.upstream.forward(req, peer).await {
+                Ok(r) => r.map(Either::Left),
+                Err(e) => {
+                    self.metrics.upstream_error(e.as_str());
+                    match e {
+                        ProxyError::NotReady => {
+                            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "The app is starting");
+                            r.headers_mut()
+                                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                            r
+                        }
+                        ProxyError::Upstream => error(StatusCode::BAD_GATEWAY, "The app did not answer"),
+                    }
+                }
+            },
+        };
+        self.metrics.request(
+            handler,
+            method,
+            route,
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64(),
+        );
+        response
+    }
+
+    /// Checks the bearer token; on refusal returns the 401 to send.
+    fn refused(&self, handler: Handler, req: &Request<Incoming>) -> Option<Response<Body>> {
+        let header = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        let refusal = self.token.check(header).err()?;
+        self.metrics.auth_refused(handler, refusal.as_str());
+        Some(error(StatusCode::UNAUTHORIZED, "Unauthorized"))
+    }
+
+    async fn invalidate(&self, req: Request<Incoming>) -> Response<Body> {
+        if req.method() != Method::POST {
+            return method_not_allowed("POST");
+        }
+        if let Some(r) = self.refused(Handler::cache_invalidate, &req) {
+            return r;
+        }
+        let body = match read_limited(req.into_body(), MAX_INVALIDATE_BODY).await {
+            Ok(b) => b,
+            Err(true) => return error(StatusCode::BAD_REQUEST, "Body over 8 KiB"),
+            Err(false) => return error(StatusCode::BAD_REQUEST, "Unreadable body"),
+        };
+        let tags = match cache::parse_tags(&body) {
+            Ok(t) => t,
+            Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        };
+        match self.cache.invalidate(&tags).await {
+            Ok(done) => {
+                self.metrics.invalidation("ok");
+                tracing::info!(tags = ?tags, deleted = done.deleted, "cache tags invalidated");
+                json_response(
+                    StatusCode::OK,
+                    &json!({
+                        "success": true,
+                        "message": format!("Invalidated {} tag(s)", tags.len()),
+                        "tags": tags,
+                        "deleted": done.deleted,
+                        "timestamp": k8s_openapi::jiff::Timestamp::now()
+                            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+                            .to_string(),
+                    }),
+                )
+            }
+            Err(e) => {
+                self.metrics.invalidation("unavailable");
+                tracing::warn!(error = %e, "cache invalidation failed");
+                unavailable(&e)
+            }
+        }
+    }
+
+    async fn events(&self, req: Request<Incoming>) -> Response<Body> {
+        match *req.method() {
+            Method::GET | Method::HEAD => match self.cache.events().await {
+                Ok((events, stats)) => {
+                    json_response(StatusCode::OK, &json!({ "events": events, "stats": stats }))
+                }
+                Err(e) => unavailable(&e),
+            },
+            Method::DELETE => {
+                if let Some(r) = self.refused(Handler::cache_events, &req) {
+                    return r;
+                }
+                match self.cache.clear_events().await {
+                    Ok(()) => json_response(StatusCode::OK, &json!({ "success": true })),
+                    Err(e) => unavailable(&e),
+                }
+            }
+            _ => method_not_allowed("GET, HEAD, DELETE"),
+        }
+    }
+
+    async fn rum(&self, req: Request<Incoming>) -> Response<Body> {
+        if req.method() != Method::POST {
+            return method_not_allowed("POST");
+        }
+        let reject = |why: Rejection| {
+            self.metrics.rum_rejected(why.as_str());
+            empty(StatusCode::from_u16(why.status()).unwrap_or(StatusCode::BAD_REQUEST))
+        };
+        if !self.bucket.take() {
+            return reject(Rejection::RateLimited);
+        }
+        let body = match read_limited(req.into_body(), rum::MAX_BODY).await {
+            Ok(b) => b,
+            Err(true) => return reject(Rejection::TooLarge),
+            Err(false) => return reject(Rejection::NotJson),
+        };
+        match rum::parse(&body) {
+            Ok(beacon) => {
+                let route = self.routes.template(&beacon.pathname);
+                self.metrics
+                    .vital(beacon.metric, route, beacon.rating, beacon.value);
+                empty(StatusCode::NO_CONTENT)
+            }
+            Err(why) => reject(why),
+        }
+    }
+}
+
+fn unavailable(e: &CacheError) -> Response<Body> {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_routes_with_and_without_trailing_slash() {
+        assert_eq!(
+            owned("/api/cache/invalidate").map(|o| o.0),
+            Some(Handler::cache_invalidate)
+        );
+        assert_eq!(
+            owned("/api/cache/invalidate/").map(|o| o.0),
+            Some(Handler::cache_invalidate)
+        );
+        assert_eq!(
+            owned("/api/cache/events").map(|o| o.0),
+            Some(Handler::cache_events)
+        );
+        assert_eq!(owned("/api/rum/").map(|o| o.0), Some(Handler::rum));
+        for other in [
+            "/",
+            "/api/cache",
+            "/api/cache/invalidate/x",
+            "/api/rumx",
+            "/API/rum",
+        ] {
+            assert_eq!(owned(other), None, "{other}");
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! `knext serve`: the hardened entrypoint of app containers.
+//!
+//! It starts the Next.js server (the command after `--`) on loopback (`PORT`, `HOSTNAME=127.0.0.1`)
+//! and sits in front of it on `--listen`: the routes it owns ([`app`]: authenticated cache
+//! invalidation against the fleet's Redis, the cache event log, the RUM beacon) are answered here and
+//! never forwarded; everything else streams through the reverse proxy ([`proxy`]). Prometheus metrics
+//! are served on `--metrics-addr` ([`metrics`]).
+//!
+//! Shutdown on SIGTERM or SIGINT: stop accepting connections, forward SIGTERM to the child (Next.js
+//! drains its requests and runs its `after()` callbacks), let in-flight proxied requests finish, then
+//! close the metrics server and exit with the child's status. `KNEXT_SHUTDOWN_GRACE_MS` (the renderer
+//! injects it below the pod's grace period; default 25000) caps the whole sequence: past it the child
+//! is killed and the exit code is 1. A second signal changes nothing. A child that exits on its own
+//! ends `knext serve` with its status (128 + signal when killed by one): the pod restarts, knext
+//! serve never restarts the child behind the platform's back.
+
+pub mod app;
+pub mod auth;
+pub mod cache;
+pub mod child;
+pub mod metrics;
+pub mod proxy;
+pub mod routes;
+pub mod rum;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use nix::sys::signal::Signal;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::serve as defaults;
+
+/// Default hard cap of a graceful shutdown when `KNEXT_SHUTDOWN_GRACE_MS` is unset.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_millis(25_000);
+
+/// Options of `knext serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Where to accept requests (the Knative container port).
+    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// The loopback port the Next.js server listens on (its PORT).
+    #[arg(long, default_value_t = 3000, value_name = "PORT")]
+    pub upstream_port: u16,
+    /// Where to serve Prometheus metrics (`/metrics`). Not 9091: Knative's queue-proxy binds it in
+    /// the same pod.
+    #[arg(long, default_value = "0.0.0.0:9464", value_name = "ADDR")]
+    pub metrics_addr: SocketAddr,
+    /// How long a request may wait for the Next.js server to start accepting connections (then 503).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub upstream_wait_secs: u64,
+    /// Threads serving requests (1: a single-threaded runtime).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+    /// Next.js routes manifest whose routes label metrics (read if it exists).
+    #[arg(long, default_value = ".next/routes-manifest.json", value_name = "FILE")]
+    pub routes_manifest: PathBuf,
+    /// Another route pattern for metric labels (`/blog/[slug]`, `/docs/[...path]`); repeatable.
+    #[arg(long = "route", value_name = "PATTERN")]
+    pub extra_routes: Vec<String>,
+    /// The Next.js server's command and arguments (after `--`), e.g. `-- node server.js`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// Runs `knext serve`; returns the exit code.
+pub fn main(args: Args) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_current_span(false)
+        .try_init();
+    // One thread by default: the container's CPU belongs to Next.js, and a single-threaded runtime
+    // spends the least CPU per proxied request (no cross-thread wake-ups; see BENCHMARKS.md).
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::from(2);
+        }
+    };
+    let code = runtime.block_on(run(args));
+    // Do not wait for lingering connection tasks.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    ExitCode::from(code)
+}
+
+/// The shutdown cap from `KNEXT_SHUTDOWN_GRACE_MS`.
+fn shutdown_grace() -> Result<Duration, String> {
+    match std::env::var(defaults::ENV_SHUTDOWN_GRACE_MS) {
+        Err(_) => Ok(DEFAULT_SHUTDOWN_GRACE),
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis)
+            .ok_or_else(|| {
+                format!(
+                    "{} must be a positive number of milliseconds, not {v:?}",
+                    defaults::ENV_SHUTDOWN_GRACE_MS
+                )
+            }),
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, u8> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        tracing::error!(%addr, error = %e, "cannot listen for {what}");
+        2
+    })
+}
+
+async fn run(args: Args) -> u8 {
+    let grace = match shutdown_grace() {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 2;
+        }
+    };
+    let routes = match routes::Routes::load(&args.routes_manifest, &args.extra_routes) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 2;
+        }
+    };
+    let cache = match cache::Cache::new(&cache::Config::from_env()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 2;
+        }
+    };
+    let token = auth::Token::from_env(defaults::ENV_INVALIDATE_TOKEN);
+    if !token.is_set() {
+        tracing::warn!(
+            "{} is not set: every cache invalidation is refused (401)",
+            defaults::ENV_INVALIDATE_TOKEN
+        );
+    }
+    if !cache.is_configured() {
+        tracing::warn!("REDIS_URL is not set: cache invalidation and events answer 503");
+    }
+    let listener = match bind(args.listen, "requests").await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let metrics_listener = match bind(args.metrics_addr, "metrics").await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+
+    let app_name = std::env::var("KN_APP_NAME").unwrap_or_else(|_| "unknown".to_owned());
+    let metrics = Arc::new(metrics::Metrics::new(&app_name));
+    let (metrics_stop, metrics_stopped) = watch::channel(false);
+    let metrics_task = tokio::spawn(serve_metrics(metrics_listener, metrics.clone(), metrics_stopped));
+
+    // The child: loopback only, without the invalidation token (it is knext serve's, not the app's).
+    let started = Instant::now();
+    let child = match child::AppServer::spawn(
+        &args.command,
+        args.upstream_port,
+        &[defaults::ENV_INVALIDATE_TOKEN],
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(command = ?args.command, error = %e, "cannot start the app server");
+            let _ = metrics_stop.send(true);
+            return 2;
+        }
+    };
+    tracing::info!(
+        listen = %args.listen,
+        metrics = %args.metrics_addr,
+        upstream_port = args.upstream_port,
+        command = ?args.command,
+        routes = routes.len(),
+        "knext serve started"
+    );
+
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let probe = tokio::spawn(probe_child(
+        args.upstream_port,
+        ready_tx,
+        metrics.clone(),
+        started,
+    ));
+    let state = Arc::new(app::State {
+        token,
+        cache,
+        routes,
+        bucket: rum::Bucket::default(),
+        metrics: metrics.clone(),
+        upstream: proxy::Upstream::new(
+            args.upstream_port,
+            ready_rx,
+            Duration::from_secs(args.upstream_wait_secs),
+        ),
+    });
+
+    let (stop_accepting, accepting) = watch::channel(false);
+    let accept_task = tokio::spawn(accept_loop(listener, state, accepting));
+
+    // Phase 1: serve until a signal or the child's own exit.
+    let (mut term, mut int) = match signals() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            child.signal(Signal::SIGKILL);
+            return 2;
+        }
+    };
+    let early_exit = tokio::select! {
+        code = child.wait() => Some(code),
+        _ = term.recv() => None,
+        _ = int.recv() => None,
+    };
+    probe.abort();
+    let _ = stop_accepting.send(true);
+    // The listener closes here: new connections are refused from now on.
+    let graceful = accept_task.await.ok();
+
+    let code = match early_exit {
+        Some(code) => {
+            metrics.child_exited();
+            tracing::warn!(code, "the app server exited on its own; stopping");
+            // Connections to a dead child end at once; do not wait for them.
+            drop(graceful);
+            code
+        }
+        None => drain(&child, graceful, grace, &metrics, &mut term, &mut int).await,
+    };
+    // Last: the metrics server (scrapes see the drain to the end).
+    let _ = metrics_stop.send(true);
+    let _ = metrics_task.await;
+    tracing::info!(code, "knext serve stopped");
+    code
+}
+
+/// The graceful part of a shutdown: SIGTERM to the child, wait for it and for in-flight requests,
+/// bounded by `grace` (measured from the signal). Returns the exit code.
+async fn drain(
+    child: &child::AppServer,
+    graceful: Option<GracefulShutdown>,
+    grace: Duration,
+    metrics: &metrics::Metrics,
+    term: &mut tokio::signal::unix::Signal,
+    int: &mut tokio::signal::unix::Signal,
+) -> u8 {
+    let deadline = tokio::time::Instant::now() + grace;
+    tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: draining");
+    child.signal(Signal::SIGTERM);
+    let connections = async {
+        if let Some(g) = graceful {
+            g.shutdown().await;
+        }
+    };
+    {
+        let both = async {
+            let (code, ()) = tokio::join!(child.wait(), connections);
+            code
+        };
+        tokio::pin!(both);
+        loop {
+            tokio::select! {
+                code = &mut both => {
+                    metrics.child_exited();
+                    tracing::info!(code, "drained");
+                    return code;
+                }
+                _ = term.recv() => tracing::info!("signal during shutdown ignored: already draining"),
+                _ = int.recv() => tracing::info!("signal during shutdown ignored: already draining"),
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+    }
+    tracing::error!(
+        grace_ms = grace.as_millis() as u64,
+        "drain exceeded the cap: killing the app server"
+    );
+    child.signal(Signal::SIGKILL);
+    let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+    metrics.child_exited();
+    1
+}
+
+fn signals() -> std::io::Result<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
+    use tokio::signal::unix::{SignalKind, signal};
+    Ok((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?))
+}
+
+/// Polls the child's port until it accepts a connection, then marks the upstream ready.
+async fn probe_child(
+    port: u16,
+    ready: watch::Sender<bool>,
+    metrics: Arc<metrics::Metrics>,
+    started: Instant,
+) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    loop {
+        if let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr)).await
+        {
+            let seconds = started.elapsed().as_secs_f64();
+            metrics.child_ready(seconds);
+            tracing::info!(
+                ms = (seconds * 1000.0) as u64,
+                "the app server accepts connections"
+            );
+            let _ = ready.send(true);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Accepts connections until told to stop; returns the watcher of the open ones.
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<app::State>,
+    mut stop: watch::Receiver<bool>,
+) -> GracefulShutdown {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stop) => return graceful,
+        };
+        let _ = stream.set_nodelay(true);
+        let handler_state = state.clone();
+        let service = service_fn(move |req: hyper::Request<Incoming>| {
+            let state = handler_state.clone();
+            async move { Ok::<_, Infallible>(state.handle(req, peer).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        let open = state.metrics.connection();
+        tokio::spawn(async move {
+            let _open = open;
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Serves `GET /metrics` (and HEAD) until `stop` turns true; anything else is 404 or 405.
+async fn serve_metrics(
+    listener: TcpListener,
+    metrics: Arc<metrics::Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use http::{Method, Response, StatusCode, header};
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(_) => continue,
+            },
+            () = stopped(&mut stop) => return,
+        };
+        let metrics = metrics.clone();
+        let service = service_fn(move |req: hyper::Request<Incoming>| {
+            let metrics = metrics.clone();
+            async move {
+                let (status, body, content_type) = match (req.method(), req.uri().path()) {
+                    (&Method::GET | &Method::HEAD, "/metrics") => (
+                        StatusCode::OK,
+                        metrics.encode(),
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    ),
+                    (_, "/metrics") => (StatusCode::METHOD_NOT_ALLOWED, String::new(), "text/plain"),
+                    _ => (StatusCode::NOT_FOUND, String::new(), "text/plain"),
+                };
+                let mut r = Response::new(Full::new(Bytes::from(body)));
+                *r.status_mut() = status;
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static(content_type),
+                );
+                if status == StatusCode::METHOD_NOT_ALLOWED {
+                    r.headers_mut()
+                        .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+                }
+                Ok::<_, Infallible>(r)
+            }
+        });
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = stopped(&mut stop) => {}
+            }
+        });
+    }
+}
+
+/// Resolves once `stop` is true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}

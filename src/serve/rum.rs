@@ -1,0 +1,231 @@
+//! `POST /api/rum`: the bounded web-vitals aggregator.
+//!
+//! In order: a global token bucket ([`BURST`] tokens, [`REFILL_PER_SEC`] per second) → 429; a body over
+//! [`MAX_BODY`] bytes → 413; anything but a JSON object with an allowed `metric`, an allowed `rating`,
+//! a finite non-negative `value` and a non-empty `pathname` → 400 (other fields are ignored); the
+//! pathname is templated to its route ([`super::routes`]) and the value observed → 204.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use super::metrics::Vital;
+
+/// Beacons accepted in a burst.
+pub const BURST: f64 = 200.0;
+/// Beacons accepted per second, sustained.
+pub const REFILL_PER_SEC: f64 = 50.0;
+/// Largest beacon body, bytes.
+pub const MAX_BODY: usize = 2048;
+
+/// A token bucket shared by every client (one pod, one bucket: a flood cannot grow any state).
+#[derive(Debug)]
+pub struct Bucket {
+    state: Mutex<(f64, Instant)>,
+    burst: f64,
+    refill: f64,
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Self::new(BURST, REFILL_PER_SEC, Instant::now())
+    }
+}
+
+impl Bucket {
+    /// A full bucket.
+    pub fn new(burst: f64, refill_per_sec: f64, now: Instant) -> Self {
+        Self {
+            state: Mutex::new((burst, now)),
+            burst,
+            refill: refill_per_sec,
+        }
+    }
+
+    /// Takes one token at `now`; false when the bucket is empty.
+    pub fn take_at(&self, now: Instant) -> bool {
+        let mut guard = match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (tokens, last) = &mut *guard;
+        let elapsed = now.saturating_duration_since(*last).as_secs_f64();
+        *tokens = (*tokens + elapsed * self.refill).min(self.burst);
+        *last = now.max(*last);
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Takes one token now.
+    pub fn take(&self) -> bool {
+        self.take_at(Instant::now())
+    }
+}
+
+/// A valid beacon.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Beacon {
+    /// Which vital.
+    pub metric: Vital,
+    /// `good`, `needs-improvement` or `poor`.
+    pub rating: &'static str,
+    /// The measurement (ms, or unitless for CLS).
+    pub value: f64,
+    /// The page's path as the browser saw it.
+    pub pathname: String,
+}
+
+/// Why a beacon was refused (the `reason` label of `knext_serve_rum_rejected_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Token bucket empty: 429.
+    RateLimited,
+    /// Body over [`MAX_BODY`]: 413.
+    TooLarge,
+    /// Not JSON: 400.
+    NotJson,
+    /// JSON, but not an allowed beacon: 400.
+    Invalid,
+}
+
+impl Rejection {
+    /// The HTTP status.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::RateLimited => 429,
+            Self::TooLarge => 413,
+            Self::NotJson | Self::Invalid => 400,
+        }
+    }
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RateLimited => "rate-limited",
+            Self::TooLarge => "too-large",
+            Self::NotJson => "not-json",
+            Self::Invalid => "invalid",
+        }
+    }
+}
+
+/// Parses a beacon body (already known to be at most [`MAX_BODY`] bytes).
+pub fn parse(body: &[u8]) -> Result<Beacon, Rejection> {
+    if body.len() > MAX_BODY {
+        return Err(Rejection::TooLarge);
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| Rejection::NotJson)?;
+    let obj = value.as_object().ok_or(Rejection::Invalid)?;
+    let metric = match obj.get("metric").and_then(|m| m.as_str()) {
+        Some("LCP") => Vital::Lcp,
+        Some("INP") => Vital::Inp,
+        Some("CLS") => Vital::Cls,
+        Some("FCP") => Vital::Fcp,
+        Some("TTFB") => Vital::Ttfb,
+        _ => return Err(Rejection::Invalid),
+    };
+    let rating = match obj.get("rating").and_then(|r| r.as_str()) {
+        Some("good") => "good",
+        Some("needs-improvement") => "needs-improvement",
+        Some("poor") => "poor",
+        _ => return Err(Rejection::Invalid),
+    };
+    let value = obj
+        .get("value")
+        .and_then(serde_json::Value::as_f64)
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .ok_or(Rejection::Invalid)?;
+    let pathname = obj
+        .get("pathname")
+        .and_then(|p| p.as_str())
+        .filter(|p| !p.is_empty())
+        .ok_or(Rejection::Invalid)?;
+    Ok(Beacon {
+        metric,
+        rating,
+        value,
+        pathname: pathname.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn bucket_allows_the_burst_then_refills_at_the_rate() {
+        let t0 = Instant::now();
+        let b = Bucket::new(BURST, REFILL_PER_SEC, t0);
+        assert_eq!((0..250).filter(|_| b.take_at(t0)).count(), 200);
+        assert!(!b.take_at(t0));
+        // 100 ms refills 5 tokens.
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!((0..10).filter(|_| b.take_at(t1)).count(), 5);
+        // A long pause refills to the burst, not beyond.
+        let t2 = t1 + Duration::from_secs(3600);
+        assert_eq!((0..1000).filter(|_| b.take_at(t2)).count(), 200);
+    }
+
+    #[test]
+    fn beacons_accepted_and_refused() {
+        let ok = br#"{"metric":"LCP","rating":"good","value":1234.5,"pathname":"/blog/x","id":"v3-1","extra":[1]}"#;
+        assert_eq!(
+            parse(ok),
+            Ok(Beacon {
+                metric: Vital::Lcp,
+                rating: "good",
+                value: 1234.5,
+                pathname: "/blog/x".into()
+            })
+        );
+        for (body, want) in [
+            (&b"not json"[..], Rejection::NotJson),
+            (b"{\"metric\":\"LCP\"", Rejection::NotJson),
+            (b"[1,2]", Rejection::Invalid),
+            (
+                br#"{"metric":"FID","rating":"good","value":1,"pathname":"/"}"#,
+                Rejection::Invalid,
+            ),
+            (
+                br#"{"metric":"lcp","rating":"good","value":1,"pathname":"/"}"#,
+                Rejection::Invalid,
+            ),
+            (
+                br#"{"metric":"LCP","rating":"great","value":1,"pathname":"/"}"#,
+                Rejection::Invalid,
+            ),
+            (
+                br#"{"metric":"LCP","rating":"good","value":-1,"pathname":"/"}"#,
+                Rejection::Invalid,
+            ),
+            (
+                br#"{"metric":"LCP","rating":"good","value":"1","pathname":"/"}"#,
+                Rejection::Invalid,
+            ),
+            (
+                br#"{"metric":"LCP","rating":"good","value":1e400,"pathname":"/"}"#,
+                Rejection::NotJson,
+            ),
+            (
+                br#"{"metric":"LCP","rating":"good","value":1,"pathname":""}"#,
+                Rejection::Invalid,
+            ),
+            (
+                br#"{"metric":"LCP","rating":"good","value":1}"#,
+                Rejection::Invalid,
+            ),
+        ] {
+            assert_eq!(parse(body), Err(want), "{}", String::from_utf8_lossy(body));
+        }
+        let big = format!(
+            r#"{{"metric":"CLS","rating":"good","value":0.1,"pathname":"/{}"}}"#,
+            "a".repeat(MAX_BODY)
+        );
+        assert_eq!(parse(big.as_bytes()), Err(Rejection::TooLarge));
+    }
+}

@@ -1,0 +1,986 @@
+//! `knext serve` as a process, with its real parts: a real `redis-server` (each test starts its own on
+//! a free loopback port) and a real Node.js child (`tests/support/app-server.mjs`). Requests go over
+//! TCP with a small HTTP/1.1 client that shows exactly what came back (status, headers, body,
+//! trailers, and when each byte arrived).
+//!
+//! Needs `redis-server` and `node` on PATH (`.ci/run` installs them).
+
+#![cfg(feature = "serve")]
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const TOKEN: &str = "s3cret-invalidate-token";
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+// ---- Redis ------------------------------------------------------------------------------------
+
+/// A private redis-server, killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Self {
+        let port = free_addr().port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start redis-server ({e}): install it (apt-get install redis-server)")
+            });
+        let redis = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while redis.conn_try().is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn conn_try(&self) -> redis::RedisResult<redis::Connection> {
+        let c = redis::Client::open(self.url())?.get_connection()?;
+        Ok(c)
+    }
+
+    fn conn(&self) -> redis::Connection {
+        self.conn_try().unwrap()
+    }
+
+    fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        let mut c = redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        c.query(&mut self.conn()).unwrap()
+    }
+
+    /// Every key with its type and value, sorted: what "unchanged" means.
+    fn dump(&self) -> String {
+        let mut keys: Vec<String> = self.cmd(&["KEYS", "*"]);
+        keys.sort();
+        let mut out = String::new();
+        for k in keys {
+            let kind: String = self.cmd(&["TYPE", &k]);
+            let value = match kind.as_str() {
+                "string" => self.cmd::<String>(&["GET", &k]),
+                "set" => {
+                    let m: BTreeSet<String> = self.cmd(&["SMEMBERS", &k]);
+                    format!("{m:?}")
+                }
+                "list" => format!("{:?}", self.cmd::<Vec<String>>(&["LRANGE", &k, "0", "-1"])),
+                other => other.to_owned(),
+            };
+            out.push_str(&format!("{k} {kind} {value}\n"));
+        }
+        out
+    }
+
+    /// The layout the cache handler writes: two entries tagged `posts`, one tagged `users`.
+    fn seed(&self, prefix: &str) {
+        for (key, tag) in [("/blog/a", "posts"), ("/blog/b", "posts"), ("/team", "users")] {
+            let _: () = self.cmd(&[
+                "SET",
+                &format!("{prefix}:cache:{key}"),
+                &format!(r#"{{"value":"{key}"}}"#),
+            ]);
+            let _: () = self.cmd(&["SADD", &format!("{prefix}:tag:{tag}"), key]);
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---- HTTP client ------------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    trailers: Vec<(String, String)>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+fn read_head(r: &mut impl BufRead) -> (u16, Vec<(String, String)>) {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no status line: {line:?}"))
+        .parse()
+        .unwrap();
+    (status, read_fields(r))
+}
+
+fn read_fields(r: &mut impl BufRead) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            return headers;
+        }
+        let (k, v) = line.split_once(':').unwrap();
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+}
+
+/// Reads one chunk of a chunked body; `None` at the last chunk.
+fn read_chunk(r: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut size = String::new();
+    r.read_line(&mut size).unwrap();
+    let n = usize::from_str_radix(size.trim().split(';').next().unwrap(), 16).unwrap();
+    if n == 0 {
+        return None;
+    }
+    let mut data = vec![0; n];
+    r.read_exact(&mut data).unwrap();
+    let mut crlf = [0; 2];
+    r.read_exact(&mut crlf).unwrap();
+    Some(data)
+}
+
+fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: app.example\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" || method == "PUT" {
+        head.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    s
+}
+
+fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    let s = send(addr, method, path, headers, body);
+    let mut r = BufReader::new(s);
+    let (status, headers) = read_head(&mut r);
+    let mut resp = Response {
+        status,
+        headers,
+        body: Vec::new(),
+        trailers: Vec::new(),
+    };
+    if method == "HEAD" || status == 204 || status == 304 {
+        return resp;
+    }
+    if resp.header("transfer-encoding") == Some("chunked") {
+        while let Some(chunk) = read_chunk(&mut r) {
+            resp.body.extend(chunk);
+        }
+        resp.trailers = read_fields(&mut r);
+    } else if let Some(n) = resp.header("content-length") {
+        let mut body = vec![0; n.parse().unwrap()];
+        r.read_exact(&mut body).unwrap();
+        resp.body = body;
+    } else {
+        r.read_to_end(&mut resp.body).unwrap();
+    }
+    resp
+}
+
+fn get(addr: SocketAddr, path: &str) -> Response {
+    request(addr, "GET", path, &[], b"")
+}
+
+fn invalidate(addr: SocketAddr, auth: Option<&str>, body: &str) -> Response {
+    let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+    request(addr, "POST", "/api/cache/invalidate", &headers, body.as_bytes())
+}
+
+// ---- knext serve ------------------------------------------------------------------------------
+
+struct Serve {
+    child: Option<Child>,
+    listen: SocketAddr,
+    metrics: SocketAddr,
+}
+
+struct Options<'a> {
+    env: Vec<(&'a str, String)>,
+    wait_ready: bool,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Self {
+            env: Vec::new(),
+            wait_ready: true,
+        }
+    }
+}
+
+impl Serve {
+    fn start(opts: Options<'_>) -> Self {
+        let listen = free_addr();
+        let metrics = free_addr();
+        let upstream = free_addr().port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_knext"));
+        cmd.args([
+            "serve",
+            "--listen",
+            &listen.to_string(),
+            "--metrics-addr",
+            &metrics.to_string(),
+            "--upstream-port",
+            &upstream.to_string(),
+            "--route",
+            "/blog/[slug]",
+            "--route",
+            "/",
+            "--",
+            "node",
+        ])
+        .arg(root().join("tests/support/app-server.mjs"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .env("KN_APP_NAME", "docs")
+        // Its own process group, so Drop can take the Node child down with it.
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let serve = Self {
+            child: Some(cmd.spawn().unwrap()),
+            listen,
+            metrics,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(listen).is_err() || TcpStream::connect(metrics).is_err() {
+            assert!(Instant::now() < deadline, "knext serve did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if opts.wait_ready {
+            assert_eq!(get(listen, "/api/health").status, 200);
+        }
+        serve
+    }
+
+    fn with_redis(redis: &Redis, extra: Vec<(&'static str, String)>) -> Self {
+        let mut env = vec![
+            ("REDIS_URL", redis.url()),
+            ("REDIS_KEY_PREFIX", "app".to_owned()),
+            ("CACHE_INVALIDATE_TOKEN", TOKEN.to_owned()),
+        ];
+        env.extend(extra);
+        Self::start(Options {
+            env,
+            ..Options::default()
+        })
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.as_ref().unwrap().id() as i32)
+    }
+
+    fn signal(&self, s: Signal) {
+        kill(self.pid(), s).unwrap();
+    }
+
+    /// Waits for the exit (at most `limit`); returns the code and how long it took.
+    fn wait(&mut self, limit: Duration) -> (Option<i32>, Duration) {
+        let started = Instant::now();
+        let mut child = self.child.take().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status.code(), started.elapsed());
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                panic!("knext serve did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn metrics_text(&self) -> String {
+        get(self.metrics, "/metrics").text()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // The whole group: knext serve and the Node child (SIGKILL leaves knext serve no chance to
+            // stop it).
+            let _ = kill(Pid::from_raw(-(c.id() as i32)), Signal::SIGKILL);
+            let _ = c.wait();
+        }
+    }
+}
+
+// ---- tests ------------------------------------------------------------------------------------
+
+#[test]
+fn unauthenticated_requests_never_change_redis_and_the_right_token_invalidates() {
+    let redis = Redis::start();
+    redis.seed("app");
+    let serve = Serve::with_redis(&redis, vec![]);
+    let before = redis.dump();
+    let body = r#"{"tag":"posts"}"#;
+    let wrong_same_length = "x".repeat(TOKEN.len());
+    for (what, auth) in [
+        ("missing header", None),
+        ("empty", Some(String::new())),
+        ("wrong scheme", Some(format!("Basic {TOKEN}"))),
+        ("lowercase bearer", Some(format!("bearer {TOKEN}"))),
+        ("no space", Some(format!("Bearer{TOKEN}"))),
+        (
+            "wrong token, equal length",
+            Some(format!("Bearer {wrong_same_length}")),
+        ),
+        ("wrong token, shorter", Some("Bearer s3cret".to_owned())),
+        ("wrong token, longer", Some(format!("Bearer {TOKEN}x"))),
+    ] {
+        let r = invalidate(serve.listen, auth.as_deref(), body);
+        assert_eq!(r.status, 401, "{what}: {}", r.text());
+        assert_eq!(r.json()["error"], "Unauthorized", "{what}");
+    }
+    // No GET (or any other method) on invalidate, even with the token.
+    let bearer = format!("Bearer {TOKEN}");
+    for method in ["GET", "PUT", "DELETE", "PATCH"] {
+        let r = request(
+            serve.listen,
+            method,
+            "/api/cache/invalidate",
+            &[("authorization", &bearer)],
+            b"",
+        );
+        assert_eq!(r.status, 405, "{method}");
+        assert_eq!(r.header("allow"), Some("POST"), "{method}");
+    }
+    let r = request(serve.listen, "GET", "/api/cache/invalidate?tag=posts", &[], b"");
+    assert_eq!(r.status, 405);
+    // DELETE of the events log needs the same token.
+    let _: () = redis.cmd(&["LPUSH", "app:cache-events", r#"{"type":"HIT"}"#]);
+    let before_events = redis.dump();
+    for auth in [None, Some("Bearer nope"), Some(&*format!("bearer {TOKEN}"))] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+        assert_eq!(
+            request(serve.listen, "DELETE", "/api/cache/events", &headers, b"").status,
+            401
+        );
+    }
+    assert_eq!(
+        request(serve.listen, "POST", "/api/cache/events", &[], b"{}").status,
+        405
+    );
+    assert_eq!(
+        redis.dump(),
+        before_events,
+        "an unauthenticated request changed Redis"
+    );
+    let _: () = redis.cmd(&["DEL", "app:cache-events"]);
+    assert_eq!(redis.dump(), before);
+
+    // Authenticated, but a bad body: 400, nothing changes.
+    for bad in ["", "{}", r#"{"tag":""}"#, r#"{"tag":7}"#, "not json"] {
+        assert_eq!(
+            invalidate(serve.listen, Some(&bearer), bad).status,
+            400,
+            "{bad:?}"
+        );
+    }
+    let big = format!(r#"{{"tags":["{}"]}}"#, "a".repeat(9 * 1024));
+    let r = invalidate(serve.listen, Some(&bearer), &big);
+    assert_eq!(r.status, 400, "a body over 8 KiB");
+    assert_eq!(redis.dump(), before);
+
+    // The right token: the posts entries and their tag set go, users stays, an event is recorded.
+    let r = invalidate(serve.listen, Some(&bearer), body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["success"], true);
+    assert_eq!(j["deleted"], 2);
+    assert_eq!(j["tags"], serde_json::json!(["posts"]));
+    let mut keys: Vec<String> = redis.cmd(&["KEYS", "*"]);
+    keys.sort();
+    assert_eq!(keys, ["app:cache-events", "app:cache:/team", "app:tag:users"]);
+    let events: Vec<String> = redis.cmd(&["LRANGE", "app:cache-events", "0", "-1"]);
+    assert_eq!(events.len(), 1);
+    let e: serde_json::Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(e["type"], "INVALIDATE");
+    assert_eq!(e["source"], "knext-serve");
+    assert_eq!(e["tag"], "posts");
+    assert_eq!(e["key"], "posts");
+    assert_eq!(e["details"]["deleted"], 2);
+
+    // The events endpoint reads them (no auth: read-only); DELETE with the token clears them.
+    let r = get(serve.listen, "/api/cache/events");
+    assert_eq!(r.status, 200);
+    let j = r.json();
+    assert_eq!(j["events"][0]["type"], "INVALIDATE");
+    assert_eq!(j["stats"]["invalidations"], 1);
+    assert_eq!(j["stats"]["totalEvents"], 1);
+    let r = request(
+        serve.listen,
+        "DELETE",
+        "/api/cache/events",
+        &[("authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(redis.cmd::<i64>(&["EXISTS", "app:cache-events"]), 0);
+
+    // The refusals were counted by reason.
+    let m = serve.metrics_text();
+    assert!(
+        m.contains(r#"knext_serve_auth_refusals_total{handler="cache_invalidate",reason="wrong-token"} 3"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"knext_serve_auth_refusals_total{handler="cache_invalidate",reason="wrong-scheme"} 4"#)
+    );
+    assert!(m.contains(
+        r#"knext_serve_auth_refusals_total{handler="cache_invalidate",reason="missing-header"} 1"#
+    ));
+}
+
+#[test]
+fn an_unset_or_empty_token_refuses_every_request() {
+    let redis = Redis::start();
+    redis.seed("app");
+    let before = redis.dump();
+    for token in [None, Some("")] {
+        let mut env = vec![("REDIS_URL", redis.url()), ("REDIS_KEY_PREFIX", "app".to_owned())];
+        if let Some(t) = token {
+            env.push(("CACHE_INVALIDATE_TOKEN", t.to_owned()));
+        }
+        let serve = Serve::start(Options {
+            env,
+            ..Options::default()
+        });
+        for auth in [
+            None,
+            Some("Bearer "),
+            Some("Bearer undefined"),
+            Some(&*format!("Bearer {TOKEN}")),
+        ] {
+            assert_eq!(
+                invalidate(serve.listen, auth, r#"{"tag":"posts"}"#).status,
+                401,
+                "{token:?} {auth:?}"
+            );
+            let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+            assert_eq!(
+                request(serve.listen, "DELETE", "/api/cache/events", &headers, b"").status,
+                401
+            );
+        }
+        assert!(serve.metrics_text().contains(r#"reason="token-unset""#));
+    }
+    assert_eq!(redis.dump(), before);
+}
+
+#[test]
+fn redis_unreachable_answers_503_never_200() {
+    let closed = free_addr();
+    let serve = Serve::start(Options {
+        env: vec![
+            ("REDIS_URL", format!("redis://{closed}/0")),
+            ("CACHE_INVALIDATE_TOKEN", TOKEN.to_owned()),
+            ("KNEXT_CACHE_TIMEOUT_MS", "300".to_owned()),
+        ],
+        ..Options::default()
+    });
+    let bearer = format!("Bearer {TOKEN}");
+    let started = Instant::now();
+    let r = invalidate(serve.listen, Some(&bearer), r#"{"tag":"posts"}"#);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(get(serve.listen, "/api/cache/events").status, 503);
+    assert_eq!(
+        request(
+            serve.listen,
+            "DELETE",
+            "/api/cache/events",
+            &[("authorization", &bearer)],
+            b""
+        )
+        .status,
+        503
+    );
+    // Authentication still comes first.
+    assert_eq!(invalidate(serve.listen, None, r#"{"tag":"posts"}"#).status, 401);
+    assert!(
+        serve
+            .metrics_text()
+            .contains(r#"knext_serve_cache_invalidations_total{result="unavailable"} 1"#)
+    );
+
+    // No REDIS_URL at all: 503 as well.
+    let serve = Serve::start(Options {
+        env: vec![("CACHE_INVALIDATE_TOKEN", TOKEN.to_owned())],
+        ..Options::default()
+    });
+    let r = invalidate(serve.listen, Some(&bearer), r#"{"tag":"posts"}"#);
+    assert_eq!(r.status, 503);
+    assert!(r.text().contains("REDIS_URL is not set"), "{}", r.text());
+}
+
+#[test]
+fn redis_coming_back_is_picked_up_without_a_restart() {
+    let redis = Redis::start();
+    let port = redis.port;
+    let url = redis.url();
+    drop(redis);
+    let serve = Serve::start(Options {
+        env: vec![
+            ("REDIS_URL", url),
+            ("REDIS_KEY_PREFIX", "app".to_owned()),
+            ("CACHE_INVALIDATE_TOKEN", TOKEN.to_owned()),
+            ("KNEXT_CACHE_TIMEOUT_MS", "300".to_owned()),
+        ],
+        ..Options::default()
+    });
+    let bearer = format!("Bearer {TOKEN}");
+    assert_eq!(
+        invalidate(serve.listen, Some(&bearer), r#"{"tag":"a"}"#).status,
+        503
+    );
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let redis = Redis { child, port };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis.conn_try().is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    redis.seed("app");
+    let r = invalidate(serve.listen, Some(&bearer), r#"{"tags":["posts","users"]}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["deleted"], 3);
+    let keys: Vec<String> = redis.cmd(&["KEYS", "app:cache:*"]);
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
+#[test]
+fn rum_rejects_every_bad_beacon_and_keeps_labels_bounded() {
+    let serve = Serve::start(Options::default());
+    let beacon =
+        |path: &str| format!(r#"{{"metric":"LCP","rating":"good","value":1800,"pathname":"{path}"}}"#);
+    let post = |body: &[u8]| {
+        request(
+            serve.listen,
+            "POST",
+            "/api/rum",
+            &[("content-type", "application/json")],
+            body,
+        )
+    };
+    assert_eq!(post(beacon("/blog/hello").as_bytes()).status, 204);
+    assert_eq!(request(serve.listen, "GET", "/api/rum", &[], b"").status, 405);
+    assert_eq!(
+        request(serve.listen, "GET", "/api/rum", &[], b"").header("allow"),
+        Some("POST")
+    );
+    assert_eq!(post(&vec![b' '; 2049]).status, 413);
+    assert_eq!(post(b"{not json").status, 400);
+    assert_eq!(
+        post(br#"{"metric":"FID","rating":"good","value":1,"pathname":"/"}"#).status,
+        400
+    );
+    assert_eq!(
+        post(br#"{"metric":"LCP","rating":"meh","value":1,"pathname":"/"}"#).status,
+        400
+    );
+    assert_eq!(
+        post(br#"{"metric":"LCP","rating":"good","value":-5,"pathname":"/"}"#).status,
+        400
+    );
+    assert_eq!(
+        post(br#"{"metric":"LCP","rating":"good","value":5,"pathname":""}"#).status,
+        400
+    );
+    // A flood of unique paths: every beacon within the burst is accepted, the labels stay put.
+    let mut accepted = 8; // the requests above each took a token
+    for i in 0..150 {
+        let r = post(beacon(&format!("/random/{i}/{}", i * 31)).as_bytes());
+        assert_eq!(r.status, 204);
+        accepted += 1;
+    }
+    let m = serve.metrics_text();
+    let routes: BTreeSet<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("kn_next_web_vitals_lcp_count"))
+        .filter_map(|l| l.split("route=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(routes, BTreeSet::from(["/blog/[slug]", "other"]), "{m}");
+    // Past the burst of 200: 429.
+    let mut limited = 0;
+    for _ in accepted..260 {
+        if post(beacon("/").as_bytes()).status == 429 {
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "the token bucket never refused");
+    let m = serve.metrics_text();
+    for reason in ["rate-limited", "too-large", "not-json", "invalid"] {
+        assert!(
+            m.contains(&format!(
+                r#"knext_serve_rum_rejected_total{{handler="rum",reason="{reason}"}}"#
+            )),
+            "{reason}\n{m}"
+        );
+    }
+}
+
+#[test]
+fn the_proxy_preserves_requests_and_responses() {
+    let serve = Serve::start(Options {
+        env: vec![("CACHE_INVALIDATE_TOKEN", TOKEN.to_owned())],
+        ..Options::default()
+    });
+    let r = request(
+        serve.listen,
+        "PATCH",
+        "/headers?a=1&b=two%20words",
+        &[
+            ("cookie", "session=abc"),
+            ("x-custom", "kept"),
+            ("authorization", "Bearer app-own-token"),
+            ("x-forwarded-for", "203.0.113.5"),
+            ("keep-alive", "timeout=99"),
+        ],
+        b"{}",
+    );
+    assert_eq!(r.status, 200);
+    let j = r.json();
+    assert_eq!(j["method"], "PATCH");
+    assert_eq!(j["url"], "/headers?a=1&b=two%20words");
+    let h = &j["headers"];
+    assert_eq!(h["host"], "app.example");
+    assert_eq!(h["cookie"], "session=abc");
+    assert_eq!(h["x-custom"], "kept");
+    assert_eq!(h["authorization"], "Bearer app-own-token");
+    assert_eq!(h["x-forwarded-for"], "203.0.113.5, 127.0.0.1");
+    assert_eq!(h["x-forwarded-host"], "app.example");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert!(h.get("keep-alive").is_none(), "hop-by-hop header forwarded: {h}");
+
+    for status in [201, 302, 404, 418, 500, 503] {
+        assert_eq!(get(serve.listen, &format!("/status/{status}")).status, status);
+    }
+    // An 8 MiB upload streams through.
+    let body = vec![b'x'; 8 << 20];
+    let r = request(serve.listen, "POST", "/upload", &[], &body);
+    assert_eq!(r.json()["bytes"], 8 << 20);
+    // Trailers reach a client that asked for them.
+    let r = request(serve.listen, "GET", "/trailers", &[("te", "trailers")], b"");
+    assert_eq!(r.text(), "body with trailers\n");
+    assert_eq!(r.trailers, [("x-checksum".to_owned(), "abc123".to_owned())]);
+    // The child listens on loopback, on its own port, without the invalidation token.
+    let env = get(serve.listen, "/env").json();
+    assert_eq!(env["HOSTNAME"], "127.0.0.1");
+    assert_ne!(env["PORT"], serve.listen.port().to_string());
+    assert_eq!(env["CACHE_INVALIDATE_TOKEN"], serde_json::Value::Null);
+
+    let m = serve.metrics_text();
+    for needle in [
+        r#"kn_next_http_requests_total{app="docs",handler="proxy",method="GET",route="other",status_class="4xx"} 2"#,
+        r#"kn_next_http_requests_total{app="docs",handler="proxy",method="PATCH",route="other",status_class="2xx"} 1"#,
+        "knext_serve_child_up 1",
+        "knext_serve_child_ready_seconds ",
+    ] {
+        assert!(m.contains(needle), "missing {needle}\n{m}");
+    }
+    assert_eq!(request(serve.metrics, "POST", "/metrics", &[], b"").status, 405);
+    assert_eq!(get(serve.metrics, "/other").status, 404);
+}
+
+#[test]
+fn a_streamed_response_reaches_the_client_before_the_upstream_finishes() {
+    let serve = Serve::start(Options::default());
+    let s = send(serve.listen, "GET", "/stream", &[], b"");
+    let mut r = BufReader::new(s);
+    let (status, headers) = read_head(&mut r);
+    assert_eq!(status, 200);
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v == "chunked")
+    );
+    // The upstream is still waiting for /release: only a streaming proxy delivers this chunk now.
+    assert_eq!(read_chunk(&mut r).unwrap(), b"first\n");
+    assert_eq!(get(serve.listen, "/release").status, 200);
+    let mut rest = Vec::new();
+    while let Some(c) = read_chunk(&mut r) {
+        rest.extend(c);
+    }
+    assert_eq!(rest, b"second\n");
+}
+
+#[test]
+fn requests_wait_for_a_slow_starting_app_instead_of_failing() {
+    let serve = Serve::start(Options {
+        env: vec![("START_DELAY_MS", "1500".to_owned())],
+        wait_ready: false,
+    });
+    let started = Instant::now();
+    let r = get(serve.listen, "/api/health");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_then_exits_0_with_metrics_last() {
+    let mut serve = Serve::start(Options::default());
+    let listen = serve.listen;
+    let slow = std::thread::spawn(move || {
+        let started = Instant::now();
+        (get(listen, "/slow?ms=1500"), started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    serve.signal(Signal::SIGTERM);
+    std::thread::sleep(Duration::from_millis(200));
+    // A second signal does not restart or shorten the drain.
+    serve.signal(Signal::SIGTERM);
+    // Draining: new connections are refused, metrics still answer.
+    assert!(
+        TcpStream::connect(listen).is_err(),
+        "still accepting after SIGTERM"
+    );
+    assert_eq!(get(serve.metrics, "/metrics").status, 200);
+    let (r, took) = slow.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "slow done");
+    assert!(took >= Duration::from_millis(1400), "{took:?}");
+    let (code, _) = serve.wait(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    assert!(
+        TcpStream::connect(serve.metrics).is_err(),
+        "metrics still served after exit"
+    );
+}
+
+#[test]
+fn a_child_ignoring_sigterm_is_killed_at_the_cap_and_the_exit_is_nonzero() {
+    let mut serve = Serve::start(Options {
+        env: vec![
+            ("IGNORE_SIGTERM", "1".to_owned()),
+            ("KNEXT_SHUTDOWN_GRACE_MS", "1000".to_owned()),
+        ],
+        ..Options::default()
+    });
+    let env = get(serve.listen, "/env").json();
+    let upstream: u16 = env["PORT"].as_str().unwrap().parse().unwrap();
+    serve.signal(Signal::SIGTERM);
+    let (code, took) = serve.wait(Duration::from_secs(10));
+    assert_eq!(code, Some(1));
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    // The child is gone with it.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        TcpStream::connect(("127.0.0.1", upstream)).is_err(),
+        "the child survived"
+    );
+}
+
+#[test]
+fn a_child_that_exits_on_its_own_ends_serve_with_its_status() {
+    let mut serve = Serve::start(Options::default());
+    let _ = std::panic::catch_unwind(|| get(serve.listen, "/exit/3"));
+    let (code, _) = serve.wait(Duration::from_secs(10));
+    assert_eq!(code, Some(3));
+}
+
+#[test]
+fn the_rendered_cache_handler_and_serve_close_the_loop() {
+    let redis = Redis::start();
+    let handler = root().join("generated/next/cache-handler.cjs");
+    let serve = Serve::with_redis(
+        &redis,
+        vec![("KNEXT_CACHE_HANDLER", handler.to_string_lossy().into_owned())],
+    );
+    assert_eq!(get(serve.listen, "/cache/set?key=/blog/a&tag=posts").status, 200);
+    assert_eq!(get(serve.listen, "/cache/set?key=/team&tag=users").status, 200);
+    let hit = get(serve.listen, "/cache/get?key=/blog/a");
+    assert_eq!(hit.status, 200);
+    assert_eq!(hit.json()["html"], "<p>/blog/a</p>");
+    let bearer = format!("Bearer {TOKEN}");
+    let r = invalidate(serve.listen, Some(&bearer), r#"{"tag":"posts"}"#);
+    assert_eq!(r.json()["deleted"], 1);
+    assert_eq!(get(serve.listen, "/cache/get?key=/blog/a").status, 404);
+    assert_eq!(get(serve.listen, "/cache/get?key=/team").status, 200);
+    // Both sides log to the same list; the stats count them.
+    std::thread::sleep(Duration::from_millis(100)); // the handler logs fire-and-forget
+    let j = get(serve.listen, "/api/cache/events").json();
+    let stats = &j["stats"];
+    assert_eq!(
+        (stats["sets"].as_u64(), stats["hits"].as_u64()),
+        (Some(2), Some(2)),
+        "{j}"
+    );
+    assert_eq!(
+        (stats["misses"].as_u64(), stats["invalidations"].as_u64()),
+        (Some(1), Some(1)),
+        "{j}"
+    );
+    let sources: BTreeSet<&str> = j["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["source"].as_str())
+        .collect();
+    assert_eq!(sources, BTreeSet::from(["cache-handler", "knext-serve"]));
+}
+
+/// The children of `pid` as (pid, state) from /proc.
+fn children(pid: u32) -> Vec<(u32, char)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f[1].parse::<u32>().ok() == Some(pid) {
+            out.push((p, f[0].chars().next().unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn orphans_the_app_leaves_behind_are_reaped() {
+    let serve = Serve::start(Options::default());
+    let pid = serve.child.as_ref().unwrap().id();
+    for _ in 0..3 {
+        assert_eq!(get(serve.listen, "/orphan").status, 200);
+    }
+    // The orphaned `sleep 0.2`s were re-parented to knext serve (a child subreaper) and have exited.
+    std::thread::sleep(Duration::from_millis(800));
+    let kids = children(pid);
+    assert_eq!(kids.len(), 1, "only the Node server should be left: {kids:?}");
+    assert!(kids.iter().all(|(_, state)| *state != 'Z'), "zombies: {kids:?}");
+    // knext serve still serves, and still knows its own child.
+    assert_eq!(get(serve.listen, "/api/health").status, 200);
+}
+
+#[test]
+fn bad_configuration_exits_2_before_starting_anything() {
+    for (env, needle) in [
+        (
+            vec![("KNEXT_SHUTDOWN_GRACE_MS", "soon")],
+            "KNEXT_SHUTDOWN_GRACE_MS",
+        ),
+        (vec![("REDIS_URL", "http://:pw@cache:6379")], "REDIS_URL"),
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_knext"));
+        cmd.args([
+            "serve",
+            "--listen",
+            &free_addr().to_string(),
+            "--metrics-addr",
+            &free_addr().to_string(),
+            "--",
+            "true",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+        assert!(!stderr.contains(":pw@"), "a credential was logged: {stderr}");
+    }
+    // No command after `--`: a usage error.
+    let out = Command::new(env!("CARGO_BIN_EXE_knext"))
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
