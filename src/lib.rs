@@ -15,6 +15,8 @@ pub mod api;
 pub mod build;
 pub mod cli;
 pub mod install;
+#[cfg(any(feature = "operator", feature = "serve"))]
+pub mod logs;
 #[cfg(feature = "operator")]
 pub mod operator;
 pub mod output;

@@ -39,7 +39,10 @@ struct Redis {
 
 impl Redis {
     fn start() -> Self {
-        let port = free_addr().port();
+        Self::start_on(free_addr().port())
+    }
+
+    fn start_on(port: u16) -> Self {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -606,26 +609,7 @@ fn redis_coming_back_is_picked_up_without_a_restart() {
         invalidate(serve.listen, Some(&bearer), r#"{"tag":"a"}"#).status,
         503
     );
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let redis = Redis { child, port };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while redis.conn_try().is_err() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let redis = Redis::start_on(port);
     redis.seed("app");
     let r = invalidate(serve.listen, Some(&bearer), r#"{"tags":["posts","users"]}"#);
     assert_eq!(r.status, 200, "{}", r.text());

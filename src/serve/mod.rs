@@ -75,14 +75,7 @@ pub struct Args {
 
 /// Runs `knext serve`; returns the exit code.
 pub fn main(args: Args) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_current_span(false)
-        .try_init();
+    crate::logs::init();
     // One thread by default: the container's CPU belongs to Next.js, and a single-threaded runtime
     // spends the least CPU per proxied request (no cross-thread wake-ups; see BENCHMARKS.md).
     let runtime = if args.threads <= 1 {
