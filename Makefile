@@ -2,7 +2,7 @@
 
 .PHONY: build generate test lint fmt bless render conformance bench fuzz ci install operator-image
 
-# regenerate generated/ (build.rs renders the install bundle, the CRD, examples/ and the JSON Schema); commit the result
+# regenerate generated/ (build.rs renders the install bundle, the CRD, examples/, the JSON Schema and the cache handler); commit the result
 generate:
 	cargo build
 
@@ -44,9 +44,11 @@ conformance: render
 	CHECKOV_SKIP="$$(grep -oE '^\| `CKV_K8S_[0-9]+`' README.md | grep -oE 'CKV_K8S_[0-9]+' | paste -sd, -)" \
 	  bash ../shared/tools/conformance.sh out/
 
-# the rendering benchmark (10,000 apps); figures go to BENCHMARKS.md
+# the benchmarks: rendering 10,000 apps, the operator, knext serve (needs wrk and node); figures go to BENCHMARKS.md
 bench:
 	cargo bench --bench render
+	cargo bench --bench operator
+	cargo bench --bench serve
 
 # fuzz the emitter, the YAML fast path and the whole pipeline, FUZZ_SECONDS each (needs cargo-fuzz)
 FUZZ_SECONDS ?= 180
