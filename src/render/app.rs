@@ -463,8 +463,8 @@ fn traffic(spec: &NextAppSpec) -> Vec<TrafficTarget> {
 }
 
 /// The container's command: `knext serve` with the ports the manifests assume spelled out, so the
-/// rendered YAML says what runs.
-fn serve_command() -> Vec<String> {
+/// rendered YAML says what runs (`knext serve`'s defaults are the same constants).
+pub fn serve_command() -> Vec<String> {
     let mut buf = itoa::Buffer::new();
     let listen = format!("0.0.0.0:{}", buf.format(serve::LISTEN_PORT));
     let metrics = format!("0.0.0.0:{}", buf.format(serve::METRICS_PORT));

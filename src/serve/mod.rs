@@ -43,18 +43,29 @@ use crate::api::serve as defaults;
 /// Default hard cap of a graceful shutdown when `KNEXT_SHUTDOWN_GRACE_MS` is unset.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_millis(25_000);
 
-/// Options of `knext serve`.
+/// A port of [`crate::api::serve`] (i32, as Kubernetes types have it) as a socket port.
+const fn port(p: i32) -> u16 {
+    // The constants are small positive numbers.
+    p as u16
+}
+
+/// `0.0.0.0:<p>`.
+const fn all_interfaces(p: i32) -> SocketAddr {
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), port(p))
+}
+
+/// Options of `knext serve` (the defaults are the ports the renderers assume, [`crate::api::serve`]).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Where to accept requests (the Knative container port).
-    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    #[arg(long, default_value_t = all_interfaces(defaults::LISTEN_PORT), value_name = "ADDR")]
     pub listen: SocketAddr,
     /// The loopback port the Next.js server listens on (its PORT).
-    #[arg(long, default_value_t = 3000, value_name = "PORT")]
+    #[arg(long, default_value_t = port(defaults::UPSTREAM_PORT), value_name = "PORT")]
     pub upstream_port: u16,
     /// Where to serve Prometheus metrics (`/metrics`). Not 9091: Knative's queue-proxy binds it in
     /// the same pod.
-    #[arg(long, default_value = "0.0.0.0:9464", value_name = "ADDR")]
+    #[arg(long, default_value_t = all_interfaces(defaults::METRICS_PORT), value_name = "ADDR")]
     pub metrics_addr: SocketAddr,
     /// How long a request may wait for the Next.js server to start accepting connections (then 503).
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
@@ -171,6 +182,15 @@ async fn run(args: Args) -> u8 {
     let (metrics_stop, metrics_stopped) = watch::channel(false);
     let metrics_task = tokio::spawn(serve_metrics(metrics_listener, metrics.clone(), metrics_stopped));
 
+    // Before the child exists: a SIGTERM from now on starts the graceful sequence.
+    let (mut term, mut int) = match signals() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            let _ = metrics_stop.send(true);
+            return 2;
+        }
+    };
     // The child: loopback only, without the invalidation token (it is knext serve's, not the app's).
     let started = Instant::now();
     let child = match child::AppServer::spawn(
@@ -218,14 +238,6 @@ async fn run(args: Args) -> u8 {
     let accept_task = tokio::spawn(accept_loop(listener, state, accepting));
 
     // Phase 1: serve until a signal or the child's own exit.
-    let (mut term, mut int) = match signals() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install signal handlers");
-            child.signal(Signal::SIGKILL);
-            return 2;
-        }
-    };
     let early_exit = tokio::select! {
         code = child.wait() => Some(code),
         _ = term.recv() => None,
@@ -429,4 +441,65 @@ async fn serve_metrics(
 /// Resolves once `stop` is true (or its sender is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Sub,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Sub {
+        Serve(Args),
+    }
+
+    fn parse(argv: &[&str]) -> Args {
+        match Cli::try_parse_from(std::iter::once("knext").chain(argv.iter().copied())) {
+            Ok(Cli {
+                command: Sub::Serve(a),
+            }) => a,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn the_rendered_container_command_is_what_the_defaults_are() {
+        let rendered = crate::render::app::serve_command();
+        assert_eq!(rendered[0], defaults::BINARY);
+        let mut argv: Vec<&str> = rendered[1..].iter().map(String::as_str).collect();
+        argv.extend(defaults::NODE_COMMAND);
+        let from_manifest = parse(&argv);
+        let from_defaults = parse(&["serve", "--", "node", "server.js"]);
+        assert_eq!(from_manifest.listen, from_defaults.listen);
+        assert_eq!(from_manifest.metrics_addr, from_defaults.metrics_addr);
+        assert_eq!(from_manifest.upstream_port, from_defaults.upstream_port);
+        assert_eq!(from_manifest.command, ["node", "server.js"]);
+        assert_eq!(from_defaults.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(from_defaults.metrics_addr.to_string(), "0.0.0.0:9464");
+        assert_eq!(from_defaults.upstream_port, 3000);
+        assert_eq!(from_defaults.threads, 1);
+    }
+
+    #[test]
+    fn the_child_command_comes_after_the_double_dash_and_is_required() {
+        let a = parse(&[
+            "serve",
+            "--route",
+            "/x/[y]",
+            "--",
+            "node",
+            "--inspect=0",
+            "server.js",
+        ]);
+        assert_eq!(a.command, ["node", "--inspect=0", "server.js"]);
+        assert_eq!(a.extra_routes, ["/x/[y]"]);
+        assert!(Cli::try_parse_from(["knext", "serve"]).is_err());
+    }
 }
