@@ -765,12 +765,20 @@ fn a_streamed_response_reaches_the_client_before_the_upstream_finishes() {
     );
     // The upstream is still waiting for /release: only a streaming proxy delivers this chunk now.
     assert_eq!(read_chunk(&mut r).unwrap(), b"first\n");
+    // The open stream counts as in flight until its last frame.
+    let in_flight = r#"knext_serve_inflight_requests{handler="proxy"}"#;
+    assert!(serve.metrics_text().contains(&format!("{in_flight} 1")));
     assert_eq!(get(serve.listen, "/release").status, 200);
     let mut rest = Vec::new();
     while let Some(c) = read_chunk(&mut r) {
         rest.extend(c);
     }
     assert_eq!(rest, b"second\n");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !serve.metrics_text().contains(&format!("{in_flight} 0")) {
+        assert!(Instant::now() < deadline, "the stream still counts as in flight");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

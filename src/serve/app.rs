@@ -20,13 +20,41 @@ use serde_json::json;
 
 use super::auth::Token;
 use super::cache::{self, Cache, CacheError};
-use super::metrics::{Handler, Metrics, method_label};
+use super::metrics::{Handler, InFlight, Metrics, method_label};
 use super::proxy::{ProxyError, Upstream};
 use super::routes::Routes;
 use super::rum::{self, Bucket, Rejection};
 
 /// The response body: the child's, streamed, or one of ours.
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<Streamed, Full<Bytes>>;
+
+/// The child's response body, streamed as it arrives; the request counts as in flight until the last
+/// frame (a server-sent event stream is in flight for as long as it is open).
+#[derive(Debug)]
+pub struct Streamed {
+    inner: Incoming,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for Streamed {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// Largest invalidation body, bytes.
 pub const MAX_INVALIDATE_BODY: usize = 8 * 1024;
@@ -111,13 +139,18 @@ impl State {
             Some((h, r)) => (h, r),
             None => (Handler::proxy, self.routes.template(req.uri().path())),
         };
-        let _in_flight = self.metrics.enter(handler);
+        let in_flight = self.metrics.enter(handler);
         let response = match handler {
             Handler::cache_invalidate => self.invalidate(req).await,
             Handler::cache_events => self.events(req).await,
             Handler::rum => self.rum(req).await,
             Handler::proxy => match self.upstream.forward(req, peer).await {
-                Ok(r) => r.map(Either::Left),
+                Ok(r) => r.map(|inner| {
+                    Either::Left(Streamed {
+                        inner,
+                        _in_flight: in_flight,
+                    })
+                }),
                 Err(e) => {
                     self.metrics.upstream_error(e.as_str());
                     match e {
