@@ -11,6 +11,8 @@
 //! atomic tree writer) are shared with `build.rs`; [`cli`] is the command line, [`build`] serves users'
 //! build scripts, [`install`] holds the bundle as this build pinned it.
 
+#[cfg(any(feature = "operator", feature = "serve"))]
+pub mod admin_http;
 pub mod api;
 pub mod build;
 pub mod cli;

@@ -37,6 +37,12 @@ impl Default for Metrics {
     }
 }
 
+impl crate::admin_http::Exposition for Metrics {
+    fn encode(&self) -> String {
+        Metrics::encode(self)
+    }
+}
+
 impl Metrics {
     /// A fresh registry with every metric registered (all at zero).
     pub fn new() -> Self {

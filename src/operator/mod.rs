@@ -9,7 +9,6 @@
 //! leader that cannot renew its Lease exits 1 at once, so it never reconciles beside a new leader.
 //! Logs are JSON lines on stderr (`RUST_LOG` filters, default `info`).
 
-pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
@@ -33,6 +32,7 @@ use kube::runtime::{Controller, watcher};
 use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
+use crate::admin_http as http;
 use crate::api::{self, NextApp, labels, operator};
 
 /// Longest time the startup checks may take.

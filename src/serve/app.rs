@@ -210,9 +210,7 @@ impl State {
                         "message": format!("Invalidated {} tag(s)", tags.len()),
                         "tags": tags,
                         "deleted": done.deleted,
-                        "timestamp": k8s_openapi::jiff::Timestamp::now()
-                            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-                            .to_string(),
+                        "timestamp": cache::iso8601_ms(k8s_openapi::jiff::Timestamp::now()),
                     }),
                 )
             }

@@ -314,6 +314,12 @@ impl Cache {
     }
 }
 
+/// `2026-11-29T06:50:00.123Z`: the timestamp format of the cache handler (JavaScript's
+/// `toISOString`), used in events and answers.
+pub fn iso8601_ms(t: k8s_openapi::jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
 /// A cache event object as knext serve records it.
 pub fn event(kind: &str, key: &str, tag: Option<&str>, details: Option<Value>) -> Value {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -326,7 +332,7 @@ pub fn event(kind: &str, key: &str, tag: Option<&str>, details: Option<Value>) -
     );
     let mut e = json!({
         "id": id,
-        "timestamp": now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        "timestamp": iso8601_ms(now),
         "type": kind,
         "source": "knext-serve",
         "key": key,

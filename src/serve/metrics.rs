@@ -121,6 +121,12 @@ fn status_class(status: u16) -> &'static str {
     }
 }
 
+impl crate::admin_http::Exposition for Metrics {
+    fn encode(&self) -> String {
+        Metrics::encode(self)
+    }
+}
+
 impl Metrics {
     /// A registry with every metric registered; `app` labels the request and RUM series.
     pub fn new(app: &str) -> Self {

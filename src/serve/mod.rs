@@ -38,6 +38,7 @@ use nix::sys::signal::Signal;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::admin_http;
 use crate::api::serve as defaults;
 
 /// Default hard cap of a graceful shutdown when `KNEXT_SHUTDOWN_GRACE_MS` is unset.
@@ -129,9 +130,9 @@ fn shutdown_grace() -> Result<Duration, String> {
     }
 }
 
-async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, u8> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        tracing::error!(%addr, error = %e, "cannot listen for {what}");
+async fn bind(addr: SocketAddr) -> Result<TcpListener, u8> {
+    admin_http::bind(addr).await.map_err(|e| {
+        tracing::error!("{e}");
         2
     })
 }
@@ -168,11 +169,11 @@ async fn run(args: Args) -> u8 {
     if !cache.is_configured() {
         tracing::warn!("REDIS_URL is not set: cache invalidation and events answer 503");
     }
-    let listener = match bind(args.listen, "requests").await {
+    let listener = match bind(args.listen).await {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let metrics_listener = match bind(args.metrics_addr, "metrics").await {
+    let metrics_listener = match bind(args.metrics_addr).await {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -180,7 +181,11 @@ async fn run(args: Args) -> u8 {
     let app_name = std::env::var("KN_APP_NAME").unwrap_or_else(|_| "unknown".to_owned());
     let metrics = Arc::new(metrics::Metrics::new(&app_name));
     let (metrics_stop, metrics_stopped) = watch::channel(false);
-    let metrics_task = tokio::spawn(serve_metrics(metrics_listener, metrics.clone(), metrics_stopped));
+    let metrics_task = tokio::spawn(admin_http::serve(
+        metrics_listener,
+        admin_http::Routes::Metrics(metrics.clone()),
+        metrics_stopped,
+    ));
 
     // Before the child exists: a SIGTERM from now on starts the graceful sequence.
     let (mut term, mut int) = match signals() {
@@ -377,62 +382,6 @@ async fn accept_loop(
             let _open = open;
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
-    }
-}
-
-/// Serves `GET /metrics` (and HEAD) until `stop` turns true; anything else is 404 or 405.
-async fn serve_metrics(
-    listener: TcpListener,
-    metrics: Arc<metrics::Metrics>,
-    mut stop: watch::Receiver<bool>,
-) {
-    use http::{Method, Response, StatusCode, header};
-    use http_body_util::Full;
-    use hyper::body::Bytes;
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(_) => continue,
-            },
-            () = stopped(&mut stop) => return,
-        };
-        let metrics = metrics.clone();
-        let service = service_fn(move |req: hyper::Request<Incoming>| {
-            let metrics = metrics.clone();
-            async move {
-                let (status, body, content_type) = match (req.method(), req.uri().path()) {
-                    (&Method::GET | &Method::HEAD, "/metrics") => (
-                        StatusCode::OK,
-                        metrics.encode(),
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    ),
-                    (_, "/metrics") => (StatusCode::METHOD_NOT_ALLOWED, String::new(), "text/plain"),
-                    _ => (StatusCode::NOT_FOUND, String::new(), "text/plain"),
-                };
-                let mut r = Response::new(Full::new(Bytes::from(body)));
-                *r.status_mut() = status;
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static(content_type),
-                );
-                if status == StatusCode::METHOD_NOT_ALLOWED {
-                    r.headers_mut()
-                        .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
-                }
-                Ok::<_, Infallible>(r)
-            }
-        });
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let conn =
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = stopped(&mut stop) => {}
             }
         });
     }

@@ -1,5 +1,6 @@
-//! The operator's two small read-only HTTP servers: health (`/healthz`, `/readyz`) and metrics
-//! (`/metrics`). Only GET and HEAD; nothing they serve changes anything.
+//! The small read-only HTTP servers of knext's processes: health (`/healthz`, `/readyz`, the operator)
+//! and metrics (`/metrics`, the operator and `knext serve`). Only GET and HEAD; nothing they serve
+//! changes anything.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,7 +15,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::metrics::Metrics;
+/// A metrics registry that renders itself in the Prometheus text format.
+pub trait Exposition: Send + Sync {
+    /// The exposition text.
+    fn encode(&self) -> String;
+}
 
 /// What the health endpoints report.
 #[derive(Debug, Default)]
@@ -39,7 +44,7 @@ pub enum Routes {
     /// `/healthz` (the process answers) and `/readyz` (startup checks passed; not shutting down).
     Health(Arc<Health>),
     /// `/metrics` in the Prometheus text format.
-    Metrics(Arc<Metrics>),
+    Metrics(Arc<dyn Exposition>),
 }
 
 fn text(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -131,7 +136,13 @@ mod tests {
             StatusCode::NOT_FOUND
         );
 
-        let m = Routes::Metrics(Arc::new(Metrics::new()));
+        struct Fixed;
+        impl Exposition for Fixed {
+            fn encode(&self) -> String {
+                "up 1\n".to_owned()
+            }
+        }
+        let m = Routes::Metrics(Arc::new(Fixed));
         let r = respond(&m, &Method::GET, "/metrics");
         assert_eq!(r.status(), StatusCode::OK);
         assert!(
