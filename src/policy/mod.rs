@@ -13,7 +13,7 @@ pub mod quantity;
 
 use std::fmt;
 
-use crate::api::{NextApp, NextAppSpec, defaults, reasons};
+use crate::api::{NextApp, NextAppSpec, defaults, reasons, serve};
 
 /// How bad a [`Problem`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -106,7 +106,7 @@ pub const RESERVED_ENV: [&str; 5] = ["HOSTNAME", "PORT", "K_SERVICE", "K_REVISIO
 /// Environment variables that carry secrets and therefore may only come from Secrets, each with the
 /// spec field that provisions it.
 pub const SECRET_ENV: [(&str, &str); 3] = [
-    ("CACHE_INVALIDATE_TOKEN", "spec.cache.invalidateToken"),
+    (serve::ENV_INVALIDATE_TOKEN, "spec.cache.invalidateToken"),
     ("DATABASE_URL", "spec.database.secretRef"),
     ("DATABASE_URL_RO", "spec.database.roSecretRef"),
 ];
@@ -475,7 +475,7 @@ impl Validator {
             }
         }
         if spec.cache.as_ref().is_some_and(|c| c.invalidate_token.is_some()) {
-            provisioned.push(("CACHE_INVALIDATE_TOKEN", "spec.cache.invalidateToken"));
+            provisioned.push((serve::ENV_INVALIDATE_TOKEN, "spec.cache.invalidateToken"));
         }
         let system = crate::render::app::system_env_names(spec);
 

@@ -228,7 +228,7 @@ pub fn system_env(spec: &NextAppSpec, app_name: &str) -> Vec<EnvVar> {
     let timeout = spec.timeout_seconds.unwrap_or(defaults::TIMEOUT_SECONDS);
     let mut buf = itoa::Buffer::new();
     out.push(env(
-        "KNEXT_SHUTDOWN_GRACE_MS",
+        serve::ENV_SHUTDOWN_GRACE_MS,
         buf.format(defaults::shutdown_grace_ms(timeout)),
     ));
     if let Some(pool) = spec.scaling.as_ref().and_then(|s| s.pool_max).filter(|p| *p > 0) {
@@ -256,7 +256,7 @@ pub fn system_env(spec: &NextAppSpec, app_name: &str) -> Vec<EnvVar> {
         }
         if let Some(t) = &c.invalidate_token {
             out.push(secret_env(
-                "CACHE_INVALIDATE_TOKEN",
+                serve::ENV_INVALIDATE_TOKEN,
                 &t.secret_name,
                 &t.secret_key,
             ));
