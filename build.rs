@@ -57,7 +57,12 @@ fn main() {
     println!("cargo::rerun-if-changed=templates");
     println!("cargo::rerun-if-env-changed=CI");
     println!("cargo::rerun-if-env-changed={IMAGE_ENV}");
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // NB: read at run time, not with `env!`: Cargo gives checkouts of this package at different paths
+    // the same build-script hash, so with a shared CARGO_TARGET_DIR one compiled script serves them all.
+    let Some(root) = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from) else {
+        println!("cargo::error=CARGO_MANIFEST_DIR is not set: run the build script through cargo");
+        return;
+    };
     let out_dir = std::env::var_os("OUT_DIR").map(PathBuf::from);
     if let Err(errors) = run(&root, out_dir.as_deref()) {
         for e in errors {

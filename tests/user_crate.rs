@@ -182,3 +182,74 @@ fn the_example_user_crate_builds_with_the_pin_gate_and_the_ci_rule() {
     assert!(err.contains("(the operator image came from the KNEXT_OPERATOR_IMAGE environment variable)"));
     assert_eq!(std::fs::read(&knext_install).unwrap(), before);
 }
+
+/// Copies this checkout's package sources (what `cargo build` reads) into `to`.
+fn copy_checkout(to: &Path) {
+    for file in ["Cargo.toml", "Cargo.lock", "build.rs", "rust-toolchain.toml"] {
+        std::fs::copy(Path::new(ROOT).join(file), to.join(file)).unwrap();
+    }
+    for dir in ["src", "benches", "templates", "generated"] {
+        copy_dir(&Path::new(ROOT).join(dir), &to.join(dir));
+    }
+    // The examples without the user crate (its own build is the test above).
+    std::fs::create_dir_all(to.join("examples")).unwrap();
+    for entry in std::fs::read_dir(Path::new(ROOT).join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join("examples").join(path.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+/// Two checkouts of knext built with one `CARGO_TARGET_DIR`: Cargo gives both the same build-script hash
+/// (a workspace root's path is not part of it), so the second reuses the script the first compiled. That
+/// script must read the checkout it runs for, not the one it was compiled in (it once baked
+/// `CARGO_MANIFEST_DIR` in with `env!`, and the second checkout failed with "<first>/Cargo.toml: No such
+/// file" once the first was gone).
+#[test]
+fn a_second_checkout_sharing_the_target_dir_builds_its_own_sources() {
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    // Both exist (and are older than the compiled script) before the first build, as two clones would.
+    copy_checkout(first.path());
+    copy_checkout(second.path());
+    std::fs::write(
+        second.path().join("examples/zz-second-checkout.yaml"),
+        "apiVersion: apps.kn-next.dev/v1alpha1\nkind: NextApp\nmetadata:\n  name: only-in-second\n\
+         spec:\n  image: registry.example.com/second:1.0\n",
+    )
+    .unwrap();
+    let build = |dir: &Path| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // The unpinned operator image stops each build in its build script, before the library compiles.
+        Command::new(cargo)
+            .args(["build", "--locked", "--quiet", "--lib", "--no-default-features"])
+            .current_dir(dir)
+            .env("CARGO_TARGET_DIR", Path::new(ROOT).join("target/user-crate-test"))
+            .env_remove("CARGO_BUILD_TARGET_DIR")
+            .env("KNEXT_OPERATOR_IMAGE", "ghcr.io/x/knext:latest")
+            .env("CI", "true")
+            .output()
+            .unwrap()
+    };
+    let out = build(first.path());
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("uses the mutable \"latest\" tag"), "{err}");
+    assert!(!err.contains("zz-second-checkout"), "{err}");
+    let first_path = first.path().to_path_buf();
+    drop(first);
+    assert!(!first_path.exists());
+
+    let out = build(second.path());
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "examples/zz-second-checkout.yaml:6:10: error [InvalidImage]: spec.image: image \
+             \"registry.example.com/second:1.0\" is tag-only"
+        ),
+        "the second checkout's build script did not read the second checkout:\n{err}"
+    );
+    assert!(!err.contains(&*first_path.to_string_lossy()), "{err}");
+}
