@@ -47,7 +47,8 @@ pub struct Diagnostic {
     pub location: Option<(usize, usize)>,
     /// Field path, when known.
     pub path: Option<String>,
-    /// Kubernetes condition reason for validation problems (`InvalidImage`, `InvalidSpec`).
+    /// The validator's reason for validation problems: `InvalidImage`, `InvalidSpec`, `SecretLiteral` for
+    /// errors, `ShortDrainBudget`, `EnvVarIgnored`, ... for warnings (see [`crate::api::reasons`]).
     pub reason: Option<&'static str>,
     /// What is wrong and how to fix it.
     pub message: String,
@@ -262,7 +263,7 @@ fn diagnostics(src: &Source, doc: &Document<'_>, report: &policy::Report) -> Vec
                 .and_then(|i| i.locate(&spans::parse_path(&p.path)))
                 .map(|(l, _)| (l.line, l.column)),
             path: Some(p.path.clone()),
-            reason: (p.severity == Severity::Error).then_some(p.reason),
+            reason: Some(p.reason),
             message: p.message.clone(),
         })
         .collect();

@@ -150,6 +150,20 @@ pub mod reasons {
     pub const INVALID_IMAGE: &str = "InvalidImage";
     /// Any other spec problem.
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// A secret-looking literal environment value ([`crate::policy::secrets`]); the condition reason
+    /// of such an app is still `InvalidSpec`.
+    pub const SECRET_LITERAL: &str = "SecretLiteral";
+    /// Warning: `timeoutSeconds` leaves knext serve less than the full drain cap after Knative's
+    /// preStop wait ([`crate::api::drain`]).
+    pub const SHORT_DRAIN: &str = "ShortDrainBudget";
+    /// Warning: a `NEXT_PUBLIC_*` name that looks like a secret; Next.js inlines such values into the
+    /// client bundle.
+    pub const PUBLIC_SECRET_NAME: &str = "PublicSecretName";
+    /// Warning: a `spec.env` entry knext sets itself and ignores (the reference operator's event
+    /// reason).
+    pub const ENV_VAR_IGNORED: &str = "EnvVarIgnored";
+    /// Warning: a setting that has no effect as written.
+    pub const SETTING_IGNORED: &str = "SettingIgnored";
 }
 
 /// Defaults applied by the renderers when a field is unset (one place, so the validator checks the
@@ -179,11 +193,7 @@ pub mod defaults {
     pub const NEXT_CACHE_DIR: &str = "/app/.next/cache";
     /// Namespace of a NextApp document without `metadata.namespace`.
     pub const NAMESPACE: &str = "default";
-    /// Upper bound of the graceful-shutdown drain cap, milliseconds.
-    pub const SHUTDOWN_GRACE_MAX_MS: i64 = 25_000;
-    /// Time kept free between the drain cap and the pod's termination grace period (SIGKILL), seconds.
-    pub const SHUTDOWN_MARGIN_SECONDS: i64 = 5;
-    /// Smallest accepted `timeoutSeconds`: leaves at least 5 s of drain after the margin.
+    /// Smallest accepted `timeoutSeconds`.
     pub const MIN_TIMEOUT_SECONDS: i32 = 10;
     /// Largest accepted `timeoutSeconds`.
     pub const MAX_TIMEOUT_SECONDS: i32 = 3600;
@@ -191,12 +201,100 @@ pub mod defaults {
     pub const MAX_CONTAINER_CONCURRENCY: i32 = 1000;
     /// `maxScale × poolMax` must stay at or below this many database connections.
     pub const MAX_APP_DB_CONNECTIONS: i64 = 80;
+}
 
-    /// The drain hard cap (`KNEXT_SHUTDOWN_GRACE_MS`) for a revision timeout: at most 25 s and always at
-    /// least [`SHUTDOWN_MARGIN_SECONDS`] below the termination grace period Knative derives from it.
-    pub fn shutdown_grace_ms(timeout_seconds: i32) -> i64 {
-        let room = (i64::from(timeout_seconds) - SHUTDOWN_MARGIN_SECONDS) * 1000;
-        room.clamp(0, SHUTDOWN_GRACE_MAX_MS)
+/// How long an app container has to drain after SIGTERM under Knative, and the hard cap knext serve is
+/// given (`KNEXT_SHUTDOWN_GRACE_MS`), derived from the revision's `timeoutSeconds`.
+///
+/// Knative sets the pod's `terminationGracePeriodSeconds` to `timeoutSeconds` and gives the user
+/// container a preStop hook (`GET /wait-for-drain` on the queue-proxy) that returns only after the
+/// queue-proxy has seen no request for [`KNATIVE_PRESTOP_DRAIN_SECONDS`]. The kubelet runs the preStop
+/// hook first, sends SIGTERM when it returns (or when the grace period is used up) and SIGKILLs what is
+/// left when the rest of the grace period, but at least [`KUBELET_MIN_GRACE_SECONDS`], has passed.
+/// So knext serve has `max(timeoutSeconds − 30 s, 2 s)` after SIGTERM ([`budget_ms`]), and its cap
+/// ([`cap_ms`]) keeps a margin below that. In-flight requests are not cut short by the preStop phase:
+/// the container serves them during those 30 s; the cap bounds what is left after it.
+pub mod drain {
+    /// The queue-proxy's drain quiet period, seconds: `drainSleepDuration` in Knative Serving's
+    /// `pkg/queue/sharedmain/main.go` (30 s), which the user container's preStop hook waits for.
+    pub const KNATIVE_PRESTOP_DRAIN_SECONDS: i64 = 30;
+    /// The kubelet's floor between SIGTERM and SIGKILL when a preStop hook used up the grace period,
+    /// seconds: `minimumGracePeriodInSeconds` in `pkg/kubelet/kuberuntime/kuberuntime_manager.go`.
+    pub const KUBELET_MIN_GRACE_SECONDS: i64 = 2;
+    /// The full drain cap, milliseconds: what knext serve gets when the budget allows.
+    pub const FULL_CAP_MS: i64 = 25_000;
+    /// The margin kept between the cap and SIGKILL, milliseconds (at most half of the budget).
+    pub const MARGIN_MS: i64 = 5_000;
+    /// The smallest `timeoutSeconds` that leaves the full cap: preStop wait + full cap + margin.
+    pub const FULL_DRAIN_MIN_TIMEOUT_SECONDS: i32 =
+        ((KNATIVE_PRESTOP_DRAIN_SECONDS * 1000 + FULL_CAP_MS + MARGIN_MS) / 1000) as i32;
+
+    /// Time between SIGTERM and SIGKILL for a revision timeout, milliseconds.
+    pub fn budget_ms(timeout_seconds: i32) -> i64 {
+        (i64::from(timeout_seconds) - KNATIVE_PRESTOP_DRAIN_SECONDS).max(KUBELET_MIN_GRACE_SECONDS) * 1000
+    }
+
+    /// The drain hard cap (`KNEXT_SHUTDOWN_GRACE_MS`) for a revision timeout, milliseconds: the budget
+    /// less the margin (at most [`MARGIN_MS`], at most half the budget), at most [`FULL_CAP_MS`]. Always
+    /// positive and always below [`budget_ms`].
+    pub fn cap_ms(timeout_seconds: i32) -> i64 {
+        let budget = budget_ms(timeout_seconds);
+        (budget - MARGIN_MS.min(budget / 2)).min(FULL_CAP_MS)
+    }
+
+    /// Whether the timeout leaves knext serve the full drain cap.
+    pub fn is_full(timeout_seconds: i32) -> bool {
+        cap_ms(timeout_seconds) == FULL_CAP_MS
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_cap_stays_inside_the_real_budget_for_every_accepted_timeout() {
+            let (min, max) = (
+                super::super::defaults::MIN_TIMEOUT_SECONDS,
+                super::super::defaults::MAX_TIMEOUT_SECONDS,
+            );
+            assert_eq!((min, max), (10, 3600));
+            let mut previous = 0;
+            for t in min..=max {
+                let (budget, cap) = (budget_ms(t), cap_ms(t));
+                // SIGKILL comes at max(grace − preStop wait, kubelet's floor) after SIGTERM.
+                assert_eq!(budget, (i64::from(t) - 30).max(2) * 1000, "timeout {t}");
+                assert!(
+                    cap > 0 && cap < budget,
+                    "timeout {t}: cap {cap} ms, budget {budget} ms"
+                );
+                assert!(budget - cap >= MARGIN_MS.min(budget / 2), "timeout {t}");
+                assert!(cap <= FULL_CAP_MS, "timeout {t}");
+                assert!(cap >= previous, "timeout {t}: the cap shrank as the timeout grew");
+                assert_eq!(is_full(t), t >= FULL_DRAIN_MIN_TIMEOUT_SECONDS, "timeout {t}");
+                previous = cap;
+            }
+        }
+
+        #[test]
+        fn cap_table() {
+            let table = [
+                (10, 1_000),
+                (30, 1_000),
+                (32, 1_000),
+                (33, 1_500),
+                (36, 3_000),
+                (40, 5_000),
+                (45, 10_000),
+                (59, 24_000),
+                (60, 25_000),
+                (300, 25_000),
+                (3600, 25_000),
+            ];
+            for (timeout, cap) in table {
+                assert_eq!(cap_ms(timeout), cap, "timeout {timeout}");
+            }
+            assert_eq!(FULL_DRAIN_MIN_TIMEOUT_SECONDS, 60);
+        }
     }
 }
 

@@ -133,7 +133,8 @@ pub struct NextAppSpec {
     pub runtime: Option<Runtime>,
 
     /// Maximum request duration in seconds (Knative revision timeout, which Knative also uses as the pod's
-    /// termination grace period). Default 300; 10 to 3600. The graceful-shutdown hard cap is derived from it.
+    /// termination grace period). Default 300; 10 to 3600. The graceful-shutdown hard cap is derived from it:
+    /// below 60, Knative's 30 s preStop drain wait leaves less than the full 25 s drain after SIGTERM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<i32>,
 

@@ -13,7 +13,7 @@ pub mod quantity;
 
 use std::fmt;
 
-use crate::api::{NextApp, NextAppSpec, defaults, reasons, serve};
+use crate::api::{NextApp, NextAppSpec, defaults, drain, reasons, serve};
 
 /// How bad a [`Problem`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -156,10 +156,10 @@ impl Validator {
         });
     }
 
-    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    fn warn(&mut self, reason: &'static str, path: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
             severity: Severity::Warning,
-            reason: reasons::INVALID_SPEC,
+            reason,
             path: path.into(),
             message: message.into(),
         });
@@ -409,6 +409,7 @@ impl Validator {
         }
         if s.provider.is_some() && s.bucket.as_deref().is_none_or(str::is_empty) {
             self.warn(
+                reasons::SETTING_IGNORED,
                 "spec.storage.bucket",
                 "is empty although a provider is set; GCS_BUCKET_NAME will be empty",
             );
@@ -532,6 +533,7 @@ impl Validator {
                 );
             } else if system.contains(name) {
                 self.warn(
+                    reasons::ENV_VAR_IGNORED,
                     &path,
                     format!("{name} is set by knext from the spec; this entry is ignored"),
                 );
@@ -563,6 +565,7 @@ impl Validator {
             || o.tracing.as_ref().is_some_and(|t| t.enabled == Some(true));
         if sub_on && !enabled {
             self.warn(
+                reasons::SETTING_IGNORED,
                 "spec.observability.enabled",
                 "is not true, so rum/tracing settings have no effect; set enabled: true",
             );
@@ -573,20 +576,32 @@ impl Validator {
         if let Some(path) = &spec.health_check_path {
             self.check("spec.healthCheckPath", check_http_path(path));
         }
-        if let Some(t) = spec.timeout_seconds
-            && !(defaults::MIN_TIMEOUT_SECONDS..=defaults::MAX_TIMEOUT_SECONDS).contains(&t)
-        {
-            self.error(
-                "spec.timeoutSeconds",
-                format!(
-                    "must be {} to {} seconds, got {t}: knext drains for up to {} s on shutdown and needs {} s \
-                     of margin below the termination grace period Knative derives from this timeout",
-                    defaults::MIN_TIMEOUT_SECONDS,
-                    defaults::MAX_TIMEOUT_SECONDS,
-                    defaults::SHUTDOWN_GRACE_MAX_MS / 1000,
-                    defaults::SHUTDOWN_MARGIN_SECONDS
-                ),
-            );
+        if let Some(t) = spec.timeout_seconds {
+            if !(defaults::MIN_TIMEOUT_SECONDS..=defaults::MAX_TIMEOUT_SECONDS).contains(&t) {
+                self.error(
+                    "spec.timeoutSeconds",
+                    format!(
+                        "must be {} to {} seconds, got {t}",
+                        defaults::MIN_TIMEOUT_SECONDS,
+                        defaults::MAX_TIMEOUT_SECONDS,
+                    ),
+                );
+            } else if !drain::is_full(t) {
+                self.warn(
+                    reasons::SHORT_DRAIN,
+                    "spec.timeoutSeconds",
+                    format!(
+                        "{t} s leaves {} between SIGTERM and SIGKILL after Knative's {} s preStop drain \
+                         wait, so knext serve drains for at most {} instead of {}; set timeoutSeconds to {} \
+                         or more for the full drain",
+                        seconds(drain::budget_ms(t)),
+                        drain::KNATIVE_PRESTOP_DRAIN_SECONDS,
+                        seconds(drain::cap_ms(t)),
+                        seconds(drain::FULL_CAP_MS),
+                        drain::FULL_DRAIN_MIN_TIMEOUT_SECONDS
+                    ),
+                );
+            }
         }
         if let Some(sec) = &spec.security {
             for (field, id) in [("runAsUser", sec.run_as_user), ("runAsGroup", sec.run_as_group)] {
@@ -629,6 +644,15 @@ impl Validator {
         if let Some(id) = spec.preview.as_ref().and_then(|p| p.pr_id.as_deref()) {
             self.check("spec.preview.prId", names::check_label_value(id));
         }
+    }
+}
+
+/// Milliseconds as seconds for messages: `10 s`, `1.5 s`.
+fn seconds(ms: i64) -> String {
+    if ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{}.{} s", ms / 1000, (ms % 1000) / 100)
     }
 }
 

@@ -229,7 +229,7 @@ pub fn system_env(spec: &NextAppSpec, app_name: &str) -> Vec<EnvVar> {
     let mut buf = itoa::Buffer::new();
     out.push(env(
         serve::ENV_SHUTDOWN_GRACE_MS,
-        buf.format(defaults::shutdown_grace_ms(timeout)),
+        buf.format(crate::api::drain::cap_ms(timeout)),
     ));
     if let Some(pool) = spec.scaling.as_ref().and_then(|s| s.pool_max).filter(|p| *p > 0) {
         out.push(env("KNEXT_DB_POOL_MAX", buf.format(pool)));
@@ -587,4 +587,72 @@ pub fn build_knative_service(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -
             traffic: traffic(spec),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{NextApp, drain, serve};
+    use crate::policy::{self, Severity};
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    /// Renders an app with the given timeout; returns the rendered grace period (the Revision's
+    /// `timeoutSeconds`, which Knative copies into `terminationGracePeriodSeconds`), the rendered drain
+    /// cap and the reasons of the validator's warnings.
+    fn rendered_drain(timeout: i32) -> (i64, i64, Vec<&'static str>) {
+        let spec = format!("image: ghcr.io/acme/web@{DIGEST}\ntimeoutSeconds: {timeout}\n");
+        let spec: crate::api::NextAppSpec = serde_yaml::from_str(&spec).unwrap();
+        let app = NextApp::new("web", spec);
+        let (valid, report) = policy::validate(&app).unwrap();
+        let warnings = report
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Warning)
+            .map(|p| p.reason)
+            .collect();
+        let svc = build_knative_service(&valid, &RenderOptions::default());
+        let revision = &svc.spec.template.spec;
+        let container = &revision.pod.containers[0];
+        let cap = container
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == serve::ENV_SHUTDOWN_GRACE_MS)
+            .and_then(|e| e.value.as_deref())
+            .unwrap()
+            .parse()
+            .unwrap();
+        (revision.timeout_seconds.unwrap(), cap, warnings)
+    }
+
+    #[test]
+    fn the_rendered_drain_cap_never_exceeds_what_the_kubelet_leaves_after_knatives_prestop_wait() {
+        for timeout in 10..=3600 {
+            let (grace, cap, warnings) = rendered_drain(timeout);
+            assert_eq!(grace, i64::from(timeout));
+            // Written out independently of `api::drain`: the kubelet runs the preStop hook (the
+            // queue-proxy's 30 s drain wait) inside the grace period, then SIGTERM, then SIGKILL after
+            // what is left of it, but never sooner than 2 s.
+            let sigterm_to_sigkill_ms = (grace - 30).max(2) * 1000;
+            assert!(
+                cap < sigterm_to_sigkill_ms,
+                "timeout {timeout}: cap {cap} ms, SIGKILL after {sigterm_to_sigkill_ms} ms"
+            );
+            assert!((1000..=25_000).contains(&cap), "timeout {timeout}: cap {cap} ms");
+            let short = warnings.contains(&crate::api::reasons::SHORT_DRAIN);
+            assert_eq!(
+                short,
+                cap < 25_000,
+                "timeout {timeout}: cap {cap}, warnings {warnings:?}"
+            );
+            assert_eq!(short, timeout < drain::FULL_DRAIN_MIN_TIMEOUT_SECONDS);
+        }
+        // The default timeout (300 s) drains fully and warns about nothing.
+        let spec: crate::api::NextAppSpec =
+            serde_yaml::from_str(&format!("image: ghcr.io/acme/web@{DIGEST}\n")).unwrap();
+        let app = NextApp::new("web", spec);
+        let (_, report) = policy::validate(&app).unwrap();
+        assert_eq!(report.problems, []);
+    }
 }

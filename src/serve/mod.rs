@@ -42,10 +42,10 @@ use crate::admin_http;
 use crate::api::serve as defaults;
 
 /// Default hard cap of a graceful shutdown when `KNEXT_SHUTDOWN_GRACE_MS` is unset.
-/// The renderer's cap ([`crate::api::defaults::SHUTDOWN_GRACE_MAX_MS`]), so an unrendered container
-/// behaves as a rendered one with a long timeout.
+/// The renderer's full cap ([`crate::api::drain::FULL_CAP_MS`]), so an unrendered container behaves as
+/// a rendered one with a long timeout.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration =
-    Duration::from_millis(crate::api::defaults::SHUTDOWN_GRACE_MAX_MS.unsigned_abs());
+    Duration::from_millis(crate::api::drain::FULL_CAP_MS.unsigned_abs());
 
 /// A port of [`crate::api::serve`] (i32, as Kubernetes types have it) as a socket port.
 const fn port(p: i32) -> u16 {
