@@ -102,7 +102,10 @@ pub struct NextAppSpec {
 
     /// Plain (non-secret) environment variables, emitted sorted by name. Names must match
     /// `^[A-Za-z_][A-Za-z0-9_]*$`; reserved names (HOSTNAME, PORT, K_SERVICE, K_REVISION, K_CONFIGURATION)
-    /// and secret-bearing names (CACHE_INVALIDATE_TOKEN, DATABASE_URL, DATABASE_URL_RO) are rejected.
+    /// and secret-bearing names (CACHE_INVALIDATE_TOKEN, DATABASE_URL, DATABASE_URL_RO, and names ending in
+    /// _TOKEN, _SECRET, _SECRET_KEY, _PASSWORD, _PASS, _API_KEY, _PRIVATE_KEY or _CREDENTIALS, except
+    /// NEXT_PUBLIC_*) are rejected, and so are values that are URLs with a password or look like
+    /// well-known secrets: map secrets from Secrets with `secrets.envMap`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[x_kube(validation = Rule::new("self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))").message(
         "env names must match ^[A-Za-z_][A-Za-z0-9_]*$"
@@ -113,6 +116,12 @@ pub struct NextAppSpec {
     #[x_kube(validation = Rule::new(
         "!self.exists(k, k in ['CACHE_INVALIDATE_TOKEN', 'DATABASE_URL', 'DATABASE_URL_RO'])"
     ).message("secrets may not be plain env values: use spec.cache.invalidateToken or spec.database"))]
+    #[x_kube(validation = Rule::new(
+        "self.all(k, k.startsWith('NEXT_PUBLIC_') || \
+         !k.matches('(?i)(^|_)(TOKEN|SECRET|SECRET_KEY|PASSWORD|PASS|API_KEY|PRIVATE_KEY|CREDENTIALS)$'))"
+    ).message("env names ending in _TOKEN, _SECRET, _SECRET_KEY, _PASSWORD, _PASS, _API_KEY, _PRIVATE_KEY or \
+               _CREDENTIALS carry secrets and may not be plain values: map them from a Secret with \
+               spec.secrets.envMap"))]
     pub env: BTreeMap<String, String>,
 
     /// Metrics, real-user monitoring and tracing.
