@@ -204,42 +204,45 @@ async fn a_new_app_becomes_ready_with_a_url() {
 
 #[tokio::test]
 #[ignore = "needs a cluster with Knative (KNEXT_E2E_KUBECONFIG)"]
-async fn an_unpinned_image_is_degraded_and_creates_no_knative_service() {
+async fn unpinned_images_are_refused_at_admission_and_secret_literals_are_degraded() {
     let c = setup("unpinned").await;
-    // The CRD's CEL rule rejects `:latest` at admission, so the API server refuses the object outright.
-    let refused = c
-        .apps()
-        .patch(
-            "bad",
-            &PatchParams::apply("knext-e2e").force(),
-            &Patch::Apply(app("bad", "nginx:latest", true)),
-        )
-        .await;
-    assert!(refused.is_err(), "admission accepted an unpinned image");
-    // The all-zero placeholder digest matches the CRD's pattern, so admission lets it through; the
-    // operator's validator knows it is no pin: Degraded=True, InvalidImage, nothing applied.
+    // The CRD's CEL rule accepts exactly the images the validator accepts: `:latest`, the all-zero
+    // placeholder digest and a name with whitespace are refused by the API server outright.
     let zeros = format!("registry.example.com/web/app@sha256:{}", "0".repeat(64));
-    c.apply(&app("placeholder", &zeros, true)).await;
+    let spaced = format!("registry.example.com/web/a pp@sha256:{}", "ab".repeat(32));
+    for image in ["nginx:latest", zeros.as_str(), spaced.as_str()] {
+        let refused = c
+            .apps()
+            .patch(
+                "bad",
+                &PatchParams::apply("knext-e2e").force(),
+                &Patch::Apply(app("bad", image, true)),
+            )
+            .await;
+        assert!(refused.is_err(), "admission accepted {image:?}");
+    }
+    // A URL with a password as a plain env value passes admission (the value rules are the
+    // validator's); the operator's validator refuses it: Degraded=True, InvalidSpec, nothing applied.
+    let mut doc = app("literal", &image(), true);
+    doc["spec"]["env"] = json!({"REDIS_URL": "redis://app:hunter2@redis:6379/0"});
+    c.apply(&doc).await;
     wait(
         Duration::from_secs(60),
-        "Degraded=True with InvalidImage",
+        "Degraded=True with InvalidSpec",
         || async {
-            c.condition("placeholder", "Degraded")
+            c.condition("literal", "Degraded")
                 .await
-                .is_some_and(|(s, r)| s == "True" && r == "InvalidImage")
+                .is_some_and(|(s, r)| s == "True" && r == "InvalidSpec")
         },
     )
     .await;
     assert_eq!(
-        c.condition("placeholder", "Ready")
-            .await
-            .map(|(s, _)| s)
-            .as_deref(),
+        c.condition("literal", "Ready").await.map(|(s, _)| s).as_deref(),
         Some("False")
     );
-    assert!(c.ksvcs().get_opt("placeholder").await.unwrap().is_none());
+    assert!(c.ksvcs().get_opt("literal").await.unwrap().is_none());
     let sas = Api::<ServiceAccount>::namespaced(c.client.clone(), &c.namespace);
-    assert!(sas.get_opt("placeholder-sa").await.unwrap().is_none());
+    assert!(sas.get_opt("literal-sa").await.unwrap().is_none());
 }
 
 #[tokio::test]

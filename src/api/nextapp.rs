@@ -15,6 +15,30 @@ use serde::{Deserialize, Serialize};
 ///
 /// knext turns one NextApp into a Knative Service `<name>`, a ServiceAccount `<name>-sa` and (unless
 /// `security.networkPolicy` is false) a NetworkPolicy `<name>-allow-ingress`.
+/// The CEL admission rule on `spec.image`: the language [`crate::policy::image::check_pinned`] accepts,
+/// as RE2 (a property test in `policy::admission` proves the two agree on generated references):
+/// - the name is a registry (`host[:port]` or `[ipv6][:port]`) then a lowercase repository path, or a
+///   path alone whose first component has no `.` (docker's rule: such a component would be a
+///   registry), at most 255 characters;
+/// - an optional tag, then `@sha256:` and 64 lowercase hex digits, not all of them zero.
+pub const IMAGE_RULE: &str = concat!(
+    "self.matches('^(?:",
+    // registry, then a path
+    "(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\\\\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*",
+    "(?::[0-9]+)?",
+    // a bracketed IPv6 registry: with a ':' or an uppercase hex digit inside, or a port (else docker's
+    // rule reads the first component as a path, which cannot hold brackets)
+    "|\\\\[(?:[0-9A-Fa-f:]*[:A-F][0-9A-Fa-f:]*\\\\](?::[0-9]+)?|[0-9A-Fa-f:]+\\\\]:[0-9]+))",
+    "/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*",
+    // a path of two or more components, the first without '.'
+    "|[a-z0-9]+(?:(?:_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+",
+    // a one-component path
+    "|[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*",
+    ")(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[a-f0-9]{64}$')",
+    " && self.matches('^[^@]{1,255}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@')",
+    " && !self.endsWith('@sha256:0000000000000000000000000000000000000000000000000000000000000000')",
+);
+
 // NB: clippy reads the repeated `printcolumn(type_ = ..)` arguments as duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -65,8 +89,9 @@ use serde::{Deserialize, Serialize};
 pub struct NextAppSpec {
     /// Container image of the app, pinned by digest: `registry/repo[:tag]@sha256:<64 lowercase hex>`.
     /// Tag-only, `:latest` and untagged references are rejected.
-    #[x_kube(validation = Rule::new("self.matches('^[^@ ]+@sha256:[a-f0-9]{64}$')").message(
-        "image must be pinned by digest: <registry>/<repository>[:tag]@sha256:<64 lowercase hex>"
+    #[x_kube(validation = Rule::new(IMAGE_RULE).message(
+        "image must be pinned by digest: <registry>/<repository>[:tag]@sha256:<64 lowercase hex> (not the \
+         all-zero placeholder), with a well-formed name"
     ))]
     pub image: String,
 

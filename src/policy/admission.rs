@@ -166,6 +166,136 @@ mod tests {
         }
     }
 
+    /// Whether the CRD's CEL rules admit an app whose image is `reference` (everything else valid).
+    fn admits_image(reference: &str) -> bool {
+        let mut app = app(&format!("image: ghcr.io/a/web@{DIGEST}\n"));
+        app.spec.image = reference.to_owned();
+        let problems = admission(&app);
+        assert!(problems.iter().all(|p| p.path == "spec.image"), "{problems:?}");
+        problems.is_empty()
+    }
+
+    thread_local! {
+        /// The shipped CRD's `spec.image` node alone, compiled once (for many evaluations).
+        static IMAGE_NODE: (kube::core::cel::Validator, kube::core::cel::CompiledSchema) = {
+            let schema = crate::api::crd::nextapp_openapi_schema();
+            let node = &schema["properties"]["spec"]["properties"]["image"];
+            assert_eq!(node["x-kubernetes-validations"][0]["rule"], crate::api::IMAGE_RULE);
+            (kube::core::cel::Validator::new(), kube::core::cel::compile_schema(node))
+        };
+    }
+
+    /// [`admits_image`] on the `spec.image` node of the shipped CRD only: the same rule, less work.
+    fn image_rule_admits(reference: &str) -> bool {
+        IMAGE_NODE.with(|(validator, compiled)| {
+            validator
+                .validate_compiled(compiled, &serde_json::Value::from(reference), None)
+                .is_ok()
+        })
+    }
+
+    /// References built from the grammar's pieces, right and wrong: registries (hosts, ports, IPv6,
+    /// uppercase, `localhost`, bad ones), path components with every separator, tags, digests (good,
+    /// uppercase, short, all-zero, other algorithms, none), then at times a character inserted anywhere
+    /// (whitespace, control, non-ASCII, `@`, `:`, `/`, uppercase).
+    fn references() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let registry = prop_oneof![
+            3 => Just(String::new()),
+            3 => "[a-z0-9]{1,6}(\\.[a-z0-9]{1,6}){1,2}(:[0-9]{1,5})?/",
+            1 => "[a-z0-9]{1,6}(\\.[a-z0-9-]{1,6}){1,2}(:[0-9]{1,5})?/",
+            1 => "[A-Za-z0-9-]{1,8}(:[0-9]{0,4})?/",
+            1 => Just("localhost/".to_owned()),
+            1 => Just("localhost:5000/".to_owned()),
+            1 => "\\[[0-9a-fA-F:]{0,6}\\](:[0-9]{1,4})?/",
+            1 => "[a-z0-9._-]{1,10}/",
+        ];
+        let component = prop_oneof![
+            6 => "[a-z0-9]{1,4}((\\.|_|__|-{1,2})[a-z0-9]{1,4}){0,2}",
+            1 => "[a-zA-Z0-9._-]{1,6}",
+        ];
+        let path = proptest::collection::vec(component, 1..4).prop_map(|c| c.join("/"));
+        let tag = prop_oneof![
+            Just(String::new()),
+            ":[A-Za-z0-9_][A-Za-z0-9_.-]{0,12}",
+            ":[A-Za-z0-9_.-]{0,4}",
+            Just(format!(":{}", "t".repeat(129))),
+        ];
+        let digest = prop_oneof![
+            8 => "@sha256:[0-9a-f]{64}",
+            1 => "@sha256:[0-9a-fA-F]{64}",
+            1 => Just(format!("@sha256:{}", "0".repeat(64))),
+            1 => "@sha256:[0-9a-f]{60,70}",
+            1 => "@sha512:[0-9a-f]{64}",
+            1 => Just(String::new()),
+        ];
+        let long_name = prop_oneof![9 => Just(None), 1 => (200usize..300).prop_map(Some)];
+        let insert = prop_oneof![
+            8 => Just(None),
+            1 => (any::<proptest::sample::Index>(), "[ \t\n\r\x00\x7f\u{a0}\u{2028}é@:/A]")
+                .prop_map(Some),
+        ];
+        (registry, path, tag, digest, long_name, insert).prop_map(
+            |(registry, path, tag, digest, long_name, insert)| {
+                let path = match long_name {
+                    Some(n) => format!("{path}/{}", "a".repeat(n)),
+                    None => path,
+                };
+                let mut reference = format!("{registry}{path}{tag}{digest}");
+                if let Some((at, c)) = insert {
+                    let mut at = at.index(reference.len() + 1);
+                    while !reference.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    reference.insert_str(at, &c);
+                }
+                reference
+            },
+        )
+    }
+
+    #[test]
+    fn admission_accepts_exactly_the_images_the_parser_accepts() {
+        use proptest::test_runner::{Config, TestRunner};
+        let accepted = std::cell::Cell::new(0u32);
+        let mut runner = TestRunner::new(Config {
+            cases: 2000,
+            ..Config::default()
+        });
+        runner
+            .run(&references(), |reference| {
+                let parser = crate::policy::image::check_pinned(&reference).is_ok();
+                let cel = image_rule_admits(&reference);
+                proptest::prop_assert_eq!(cel, parser, "{:?}: CEL {}, parser {}", reference, cel, parser);
+                accepted.set(accepted.get() + u32::from(parser));
+                Ok(())
+            })
+            .unwrap();
+        // Both sides of the boundary are exercised.
+        assert!(
+            (200..1800).contains(&accepted.get()),
+            "{} of 2000 accepted",
+            accepted.get()
+        );
+        // The cases the old rule (`^[^@ ]+@sha256:[a-f0-9]{64}$`) let through.
+        let hex = "0123456789abcdef".repeat(4);
+        for reference in [
+            format!("ghcr.io/a/we\tb@sha256:{hex}"),
+            format!("ghcr.io/a/web\n@sha256:{hex}"),
+            format!("ghcr.io/a/web@sha256:{}", "0".repeat(64)),
+            format!("ghcr.io/A/web@sha256:{hex}"),
+            format!("ghcr..io/a/web@sha256:{hex}"),
+            format!("a.b_c/web@sha256:{hex}"),
+            format!("ghcr.io/{}@sha256:{hex}", "a".repeat(300)),
+        ] {
+            assert!(
+                crate::policy::image::check_pinned(&reference).is_err(),
+                "{reference:?}"
+            );
+            assert!(!admits_image(&reference), "{reference:?}");
+        }
+    }
+
     #[test]
     fn every_admission_rule_of_the_crd_compiles() {
         let schema = crate::api::crd::nextapp_openapi_schema();
