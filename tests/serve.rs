@@ -688,6 +688,52 @@ fn rum_rejects_every_bad_beacon_and_keeps_labels_bounded() {
     }
 }
 
+/// The value of the sample `series` (name and labels exactly as exposed) in an exposition.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+#[test]
+fn rum_values_over_a_vitals_ceiling_are_refused_and_the_sum_stays_finite() {
+    let serve = Serve::start(Options::default());
+    let post = |metric: &str, value: &str| {
+        let body = format!(r#"{{"metric":"{metric}","rating":"poor","value":{value},"pathname":"/"}}"#);
+        request(serve.listen, "POST", "/api/rum", &[], body.as_bytes()).status
+    };
+    // Two of these in one histogram would overflow its `_sum` to +Inf until a restart.
+    for value in ["1.7e308", "1.7e308", "120000.001"] {
+        assert_eq!(post("LCP", value), 400, "LCP {value}");
+    }
+    for value in ["1.7e308", "10.5"] {
+        assert_eq!(post("CLS", value), 400, "CLS {value}");
+    }
+    // At the ceilings (120 s in ms, CLS 10) and below: accepted.
+    for (metric, value) in [("LCP", "120000"), ("LCP", "1800"), ("CLS", "10"), ("CLS", "0.25")] {
+        assert_eq!(post(metric, value), 204, "{metric} {value}");
+    }
+    let m = serve.metrics_text();
+    let lcp = sample(
+        &m,
+        r#"kn_next_web_vitals_lcp_sum{app="docs",route="/",rating="poor"}"#,
+    );
+    let cls = sample(
+        &m,
+        r#"kn_next_web_vitals_cls_sum{app="docs",route="/",rating="poor"}"#,
+    );
+    assert_eq!((lcp, cls), (Some(121_800.0), Some(10.25)), "{m}");
+    assert_eq!(
+        sample(
+            &m,
+            r#"knext_serve_rum_rejected_total{handler="rum",reason="out-of-range"}"#
+        ),
+        Some(5.0),
+        "{m}"
+    );
+}
+
 #[test]
 fn the_proxy_preserves_requests_and_responses() {
     let serve = Serve::start(Options {

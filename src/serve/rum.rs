@@ -2,7 +2,9 @@
 //!
 //! In order: a global token bucket ([`BURST`] tokens, [`REFILL_PER_SEC`] per second) → 429; a body over
 //! [`MAX_BODY`] bytes → 413; anything but a JSON object with an allowed `metric`, an allowed `rating`,
-//! a finite non-negative `value` and a non-empty `pathname` → 400 (other fields are ignored); the
+//! a finite non-negative `value` and a non-empty `pathname` → 400 (other fields are ignored); a `value`
+//! over its vital's ceiling ([`Vital::max`]: [`super::metrics::TIMING_MAX_MS`],
+//! [`super::metrics::CLS_MAX`]) → 400, so no beacon can push a histogram's `_sum` to `+Inf`; the
 //! pathname is templated to its route ([`super::routes`]) and the value observed → 204.
 
 use std::sync::Mutex;
@@ -89,6 +91,8 @@ pub enum Rejection {
     NotJson,
     /// JSON, but not an allowed beacon: 400.
     Invalid,
+    /// An allowed beacon whose value is over its vital's ceiling ([`Vital::max`]): 400.
+    OutOfRange,
 }
 
 impl Rejection {
@@ -97,7 +101,7 @@ impl Rejection {
         match self {
             Self::RateLimited => 429,
             Self::TooLarge => 413,
-            Self::NotJson | Self::Invalid => 400,
+            Self::NotJson | Self::Invalid | Self::OutOfRange => 400,
         }
     }
 
@@ -108,6 +112,7 @@ impl Rejection {
             Self::TooLarge => "too-large",
             Self::NotJson => "not-json",
             Self::Invalid => "invalid",
+            Self::OutOfRange => "out-of-range",
         }
     }
 }
@@ -143,6 +148,9 @@ pub fn parse(body: &[u8]) -> Result<Beacon, Rejection> {
         .and_then(|p| p.as_str())
         .filter(|p| !p.is_empty())
         .ok_or(Rejection::Invalid)?;
+    if value > metric.max() {
+        return Err(Rejection::OutOfRange);
+    }
     Ok(Beacon {
         metric,
         rating,
@@ -155,6 +163,7 @@ pub fn parse(body: &[u8]) -> Result<Beacon, Rejection> {
 mod tests {
     use std::time::Duration;
 
+    use super::super::metrics::{CLS_MAX, TIMING_MAX_MS};
     use super::*;
 
     #[test]
@@ -169,6 +178,45 @@ mod tests {
         // A long pause refills to the burst, not beyond.
         let t2 = t1 + Duration::from_secs(3600);
         assert_eq!((0..1000).filter(|_| b.take_at(t2)).count(), 200);
+    }
+
+    #[test]
+    fn values_at_and_around_each_vitals_ceiling() {
+        let beacon = |metric: &str, value: f64| {
+            // `{:?}` writes every f64 so that it parses back to the same value.
+            format!(r#"{{"metric":"{metric}","rating":"poor","value":{value:?},"pathname":"/"}}"#)
+        };
+        for (metric, vital, max) in [
+            ("LCP", Vital::Lcp, TIMING_MAX_MS),
+            ("INP", Vital::Inp, TIMING_MAX_MS),
+            ("FCP", Vital::Fcp, TIMING_MAX_MS),
+            ("TTFB", Vital::Ttfb, TIMING_MAX_MS),
+            ("CLS", Vital::Cls, CLS_MAX),
+        ] {
+            assert_eq!(vital.max(), max, "{metric}");
+            // A millionth of the ceiling either side (serde_json parses decimals to within an ulp,
+            // so the neighbours of the ceiling itself would not survive the round trip).
+            let step = max * 1e-6;
+            for (value, want) in [
+                (0.0, Ok(())),
+                (max - step, Ok(())),
+                (max, Ok(())),
+                (max + step, Err(Rejection::OutOfRange)),
+                (max * 2.0, Err(Rejection::OutOfRange)),
+                (1.7e308, Err(Rejection::OutOfRange)),
+                (f64::MAX, Err(Rejection::OutOfRange)),
+            ] {
+                let got = parse(beacon(metric, value).as_bytes());
+                assert_eq!(got.as_ref().map(drop).map_err(|e| *e), want, "{metric} {value:?}");
+                if let Ok(b) = got {
+                    assert_eq!(b.metric, vital);
+                    assert!((b.value - value).abs() <= value * 1e-12, "{metric} {value:?}");
+                }
+            }
+        }
+        // The ceilings are in the beacon's units: a 30 s LCP (ms) is accepted, a CLS of 30 is not.
+        assert!(parse(beacon("LCP", 30_000.0).as_bytes()).is_ok());
+        assert_eq!(parse(beacon("CLS", 30.0).as_bytes()), Err(Rejection::OutOfRange));
     }
 
     #[test]
