@@ -263,6 +263,10 @@ struct Serve {
 struct Options<'a> {
     env: Vec<(&'a str, String)>,
     wait_ready: bool,
+    /// Where knext serve's log (stderr, JSON lines) goes; nowhere by default.
+    log: Option<std::fs::File>,
+    /// Extra arguments before `--`.
+    args: Vec<String>,
 }
 
 impl Default for Options<'_> {
@@ -270,6 +274,8 @@ impl Default for Options<'_> {
         Self {
             env: Vec::new(),
             wait_ready: true,
+            log: None,
+            args: Vec::new(),
         }
     }
 }
@@ -292,9 +298,10 @@ impl Serve {
             "/blog/[slug]",
             "--route",
             "/",
-            "--",
-            "node",
         ])
+        .args(&opts.args)
+        .arg("--")
+        .arg("node")
         .arg(root().join("tests/support/app-server.mjs"))
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -303,7 +310,7 @@ impl Serve {
         // Its own process group, so Drop can take the Node child down with it.
         .process_group(0)
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(opts.log.map_or_else(Stdio::null, Stdio::from));
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
@@ -537,6 +544,70 @@ fn an_unset_or_empty_token_refuses_every_request() {
         assert!(serve.metrics_text().contains(r#"reason="token-unset""#));
     }
     assert_eq!(redis.dump(), before);
+}
+
+/// knext serve's JSON log lines in `file`.
+fn log_lines(file: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn a_token_with_a_trailing_newline_is_warned_about_without_showing_it() {
+    let redis = Redis::start();
+    redis.seed("app");
+    let before = redis.dump();
+    let bearer = format!("Bearer {TOKEN}");
+    let whitespace_warnings = |token: String| {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let serve = Serve::start(Options {
+            env: vec![
+                ("REDIS_URL", redis.url()),
+                ("REDIS_KEY_PREFIX", "app".to_owned()),
+                ("CACHE_INVALIDATE_TOKEN", token.clone()),
+            ],
+            log: Some(log.reopen().unwrap()),
+            ..Options::default()
+        });
+        let status = invalidate(serve.listen, Some(&bearer), r#"{"tag":"posts"}"#).status;
+        drop(serve);
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        // Never the token, with or without its newline.
+        assert!(!text.contains(TOKEN), "the token was logged: {text}");
+        let warnings: Vec<serde_json::Value> = log_lines(log.path())
+            .into_iter()
+            .filter(|l| l["level"] == "WARN")
+            .filter(|l| {
+                let m = l["fields"]["message"].as_str().unwrap_or_default();
+                m.contains("CACHE_INVALIDATE_TOKEN") && m.contains("whitespace")
+            })
+            .collect();
+        (status, warnings)
+    };
+
+    // `echo $TOKEN | kubectl create secret generic … --from-file`: a trailing newline.
+    let padded = format!("{TOKEN}\n");
+    let (status, warnings) = whitespace_warnings(padded.clone());
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let warning = &warnings[0];
+    let message = warning["fields"]["message"].as_str().unwrap();
+    assert!(message.contains("trailing"), "{message}");
+    // Nor its length: the line has the message and nothing else of the token.
+    let fields = warning["fields"].as_object().unwrap();
+    assert_eq!(fields.keys().collect::<Vec<_>>(), ["message"], "{warning}");
+    assert!(!message.contains(&padded.len().to_string()), "{message}");
+    assert!(!message.contains(&TOKEN.len().to_string()), "{message}");
+    // Compared as is: the token without its newline does not authenticate (and changes nothing).
+    assert_eq!(status, 401);
+    assert_eq!(redis.dump(), before);
+
+    // A clean token: no such warning, and it authenticates.
+    let (status, warnings) = whitespace_warnings(TOKEN.to_owned());
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(status, 200);
 }
 
 #[test]
@@ -832,6 +903,7 @@ fn requests_wait_for_a_slow_starting_app_instead_of_failing() {
     let serve = Serve::start(Options {
         env: vec![("START_DELAY_MS", "1500".to_owned())],
         wait_ready: false,
+        ..Options::default()
     });
     let started = Instant::now();
     let r = get(serve.listen, "/api/health");

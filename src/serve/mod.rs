@@ -169,6 +169,16 @@ async fn run(args: Args) -> u8 {
             defaults::ENV_INVALIDATE_TOKEN
         );
     }
+    // Named, never shown: not the token, not its length.
+    if token.has_surrounding_whitespace() {
+        tracing::warn!(
+            "{} has leading or trailing whitespace (often the newline `echo` adds when the Secret \
+             is made): it is used as is, so invalidations that present the token without it are \
+             refused (401); recreate the Secret without it (printf '%s', or kubectl create secret \
+             --from-literal)",
+            defaults::ENV_INVALIDATE_TOKEN
+        );
+    }
     if !cache.is_configured() {
         tracing::warn!("REDIS_URL is not set: cache invalidation and events answer 503");
     }
