@@ -611,37 +611,46 @@ fn a_token_with_a_trailing_newline_is_warned_about_without_showing_it() {
 }
 
 #[test]
-fn redis_unreachable_answers_503_never_200() {
+fn redis_unreachable_answers_503_never_200_and_never_its_error() {
     let closed = free_addr();
+    let log = tempfile::NamedTempFile::new().unwrap();
     let serve = Serve::start(Options {
         env: vec![
             ("REDIS_URL", format!("redis://{closed}/0")),
             ("CACHE_INVALIDATE_TOKEN", TOKEN.to_owned()),
             ("KNEXT_CACHE_TIMEOUT_MS", "300".to_owned()),
         ],
+        log: Some(log.reopen().unwrap()),
         ..Options::default()
     });
     let bearer = format!("Bearer {TOKEN}");
     let started = Instant::now();
     let r = invalidate(serve.listen, Some(&bearer), r#"{"tag":"posts"}"#);
-    assert_eq!(r.status, 503, "{}", r.text());
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(get(serve.listen, "/api/cache/events").status, 503);
-    assert_eq!(
-        request(
-            serve.listen,
-            "DELETE",
-            "/api/cache/events",
-            &[("authorization", &bearer)],
-            b""
-        )
-        .status,
-        503
-    );
+    let answers = [
+        ("invalidate", r),
+        ("read events", get(serve.listen, "/api/cache/events")),
+        (
+            "clear events",
+            request(
+                serve.listen,
+                "DELETE",
+                "/api/cache/events",
+                &[("authorization", &bearer)],
+                b"",
+            ),
+        ),
+    ];
+    // A fixed sentence: not Redis's error, not its address.
+    for (what, r) in &answers {
+        assert_eq!(r.status, 503, "{what}: {}", r.text());
+        assert_eq!(r.text(), r#"{"error":"the cache is unavailable"}"#, "{what}");
+        assert_eq!(r.header("retry-after"), Some("5"), "{what}");
+    }
     // Authentication still comes first.
     assert_eq!(invalidate(serve.listen, None, r#"{"tag":"posts"}"#).status, 401);
     assert!(
@@ -649,15 +658,56 @@ fn redis_unreachable_answers_503_never_200() {
             .metrics_text()
             .contains(r#"knext_serve_cache_invalidations_total{result="unavailable"} 1"#)
     );
+    // The detail is in the log, once per failed operation.
+    drop(serve);
+    let lines = log_lines(log.path());
+    for (what, _) in &answers {
+        let logged: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|l| l["level"] == "WARN" && l["fields"]["operation"] == *what)
+            .collect();
+        assert_eq!(logged.len(), 1, "{what}: {lines:?}");
+        let error = logged[0]["fields"]["error"].as_str().unwrap();
+        let detail = error.strip_prefix("the cache is unavailable: ").unwrap();
+        assert!(!detail.is_empty(), "{what}: {error}");
+        assert!(
+            answers.iter().all(|(_, r)| !r.text().contains(detail)),
+            "{detail}"
+        );
+    }
 
-    // No REDIS_URL at all: 503 as well.
+    // No REDIS_URL at all: 503 as well, with its own fixed sentence.
     let serve = Serve::start(Options {
         env: vec![("CACHE_INVALIDATE_TOKEN", TOKEN.to_owned())],
         ..Options::default()
     });
     let r = invalidate(serve.listen, Some(&bearer), r#"{"tag":"posts"}"#);
     assert_eq!(r.status, 503);
-    assert!(r.text().contains("REDIS_URL is not set"), "{}", r.text());
+    assert_eq!(
+        r.text(),
+        r#"{"error":"the cache is not configured: REDIS_URL is not set"}"#
+    );
+}
+
+#[test]
+fn a_502_says_nothing_of_the_upstream_error_and_the_log_has_it() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let serve = Serve::start(Options {
+        log: Some(log.reopen().unwrap()),
+        ..Options::default()
+    });
+    let r = get(serve.listen, "/drop");
+    assert_eq!(r.status, 502);
+    assert_eq!(r.text(), r#"{"error":"The app did not answer"}"#);
+    drop(serve);
+    let lines = log_lines(log.path());
+    let logged: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["level"] == "WARN" && l["fields"]["message"] == "the app server did not answer")
+        .collect();
+    assert_eq!(logged.len(), 1, "{lines:?}");
+    let error = logged[0]["fields"]["error"].as_str().unwrap();
+    assert!(!error.is_empty() && !r.text().contains(error), "{error}");
 }
 
 #[test]

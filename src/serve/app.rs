@@ -7,7 +7,8 @@
 //! | `/api/rum` | POST (else 405) | none; token bucket, size cap, strict allow-lists |
 //!
 //! A trailing slash names the same route. Authentication comes before the body is read, so a refused
-//! request costs a header comparison and nothing else.
+//! request costs a header comparison and nothing else. Error bodies are fixed sentences: what went
+//! wrong underneath (Redis's error text, the upstream's) goes to the log, never to the client.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -216,8 +217,7 @@ impl State {
             }
             Err(e) => {
                 self.metrics.invalidation("unavailable");
-                tracing::warn!(error = %e, "cache invalidation failed");
-                unavailable(&e)
+                unavailable(&e, "invalidate")
             }
         }
     }
@@ -228,7 +228,7 @@ impl State {
                 Ok((events, stats)) => {
                     json_response(StatusCode::OK, &json!({ "events": events, "stats": stats }))
                 }
-                Err(e) => unavailable(&e),
+                Err(e) => unavailable(&e, "read events"),
             },
             Method::DELETE => {
                 if let Some(r) = self.refused(Handler::cache_events, &req) {
@@ -236,7 +236,7 @@ impl State {
                 }
                 match self.cache.clear_events().await {
                     Ok(()) => json_response(StatusCode::OK, &json!({ "success": true })),
-                    Err(e) => unavailable(&e),
+                    Err(e) => unavailable(&e, "clear events"),
                 }
             }
             _ => method_not_allowed("GET, HEAD, DELETE"),
@@ -271,8 +271,10 @@ impl State {
     }
 }
 
-fn unavailable(e: &CacheError) -> Response<Body> {
-    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+/// The 503 of a cache operation that failed: a fixed sentence for the client, the detail in the log.
+fn unavailable(e: &CacheError, operation: &'static str) -> Response<Body> {
+    tracing::warn!(operation, error = %e, "the cache did not answer");
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, e.public_message());
     r.headers_mut()
         .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
     r
@@ -281,6 +283,19 @@ fn unavailable(e: &CacheError) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_503_names_no_detail() {
+        let detail = "Connection refused (os error 111)";
+        let r = unavailable(&CacheError::Unavailable(detail.into()), "read events");
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+        let Either::Right(body) = r.into_body() else {
+            panic!("not one of ours")
+        };
+        let body = body.collect().await.unwrap().to_bytes();
+        assert_eq!(body, r#"{"error":"the cache is unavailable"}"#);
+    }
 
     #[test]
     fn owned_routes_with_and_without_trailing_slash() {
