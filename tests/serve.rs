@@ -711,6 +711,67 @@ fn a_502_says_nothing_of_the_upstream_error_and_the_log_has_it() {
 }
 
 #[test]
+fn reading_cache_events_is_rate_limited_apart_from_rum_and_delete() {
+    use knext::serve::rum::{EVENTS_BURST, EVENTS_REFILL_PER_SEC, retry_after_secs};
+
+    let redis = Redis::start();
+    let serve = Serve::with_redis(&redis, vec![]);
+    let started = Instant::now();
+    let mut answered = 0;
+    let refused = loop {
+        let method = if answered % 2 == 0 { "GET" } else { "HEAD" };
+        let r = request(serve.listen, method, "/api/cache/events", &[], b"");
+        if r.status != 200 {
+            break r;
+        }
+        answered += 1;
+        assert!(answered < 1000, "reading events is not rate-limited");
+    };
+    // The burst, plus what refilled meanwhile (a slow machine refills more), and no more.
+    let refilled = started.elapsed().as_secs_f64() * EVENTS_REFILL_PER_SEC;
+    assert!(answered as f64 >= EVENTS_BURST, "{answered} answered");
+    assert!(
+        answered as f64 <= EVENTS_BURST + refilled.ceil(),
+        "{answered} answered in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    let wait = Duration::from_secs_f64(1.0 / EVENTS_REFILL_PER_SEC);
+    let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        (1..=retry_after_secs(wait)).contains(&retry_after),
+        "{retry_after}"
+    );
+    assert_eq!(refused.json()["error"], "Too many requests");
+    // The RUM beacon and the authenticated DELETE do not draw on it.
+    let beacon = br#"{"metric":"LCP","rating":"good","value":1800,"pathname":"/"}"#;
+    assert_eq!(request(serve.listen, "POST", "/api/rum", &[], beacon).status, 204);
+    let bearer = format!("Bearer {TOKEN}");
+    assert_eq!(
+        request(
+            serve.listen,
+            "DELETE",
+            "/api/cache/events",
+            &[("authorization", &bearer)],
+            b""
+        )
+        .status,
+        200
+    );
+    // It refills: reading works again (a refused read takes no token, so polling does not delay it).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(serve.listen, "/api/cache/events").status != 200 {
+        assert!(Instant::now() < deadline, "reading events never came back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let m = serve.metrics_text();
+    assert!(
+        m.contains(r#"handler="cache_events",method="GET",route="/api/cache/events",status_class="4xx"}"#),
+        "{m}"
+    );
+}
+
+#[test]
 fn redis_coming_back_is_picked_up_without_a_restart() {
     let redis = Redis::start();
     let port = redis.port;

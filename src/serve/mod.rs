@@ -244,6 +244,7 @@ async fn run(args: Args) -> u8 {
         cache,
         routes,
         bucket: rum::Bucket::default(),
+        events_bucket: rum::Bucket::events(Instant::now()),
         metrics: metrics.clone(),
         upstream: proxy::Upstream::new(
             args.upstream_port,

@@ -8,7 +8,7 @@
 //! pathname is templated to its route ([`super::routes`]) and the value observed → 204.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::metrics::Vital;
 
@@ -18,6 +18,14 @@ pub const BURST: f64 = 200.0;
 pub const REFILL_PER_SEC: f64 = 50.0;
 /// Largest beacon body, bytes.
 pub const MAX_BODY: usize = 2048;
+
+/// `GET`/`HEAD /api/cache/events` answered in a burst. Unauthenticated, and each one costs an
+/// `LRANGE` of the whole event list on the fleet's shared Redis: its own bucket, so a flood of reads
+/// neither starves the RUM beacon nor reaches Redis at more than the refill rate per pod.
+pub const EVENTS_BURST: f64 = 20.0;
+/// `GET`/`HEAD /api/cache/events` answered per second, sustained (a dashboard polling every second
+/// from two tabs fits).
+pub const EVENTS_REFILL_PER_SEC: f64 = 2.0;
 
 /// A token bucket shared by every client (one pod, one bucket: a flood cannot grow any state).
 #[derive(Debug)]
@@ -43,8 +51,13 @@ impl Bucket {
         }
     }
 
-    /// Takes one token at `now`; false when the bucket is empty.
-    pub fn take_at(&self, now: Instant) -> bool {
+    /// The bucket of `GET`/`HEAD /api/cache/events` ([`EVENTS_BURST`], [`EVENTS_REFILL_PER_SEC`]).
+    pub fn events(now: Instant) -> Self {
+        Self::new(EVENTS_BURST, EVENTS_REFILL_PER_SEC, now)
+    }
+
+    /// Takes one token at `now`; when the bucket is empty, how long until it holds one again.
+    pub fn try_take_at(&self, now: Instant) -> Result<(), Duration> {
         let mut guard = match self.state.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -55,16 +68,28 @@ impl Bucket {
         *last = now.max(*last);
         if *tokens >= 1.0 {
             *tokens -= 1.0;
-            true
+            Ok(())
         } else {
-            false
+            // A bucket that never refills (rate 0) says "an hour": a bound, not a promise.
+            let wait = (1.0 - *tokens) / self.refill;
+            Err(Duration::try_from_secs_f64(wait).unwrap_or(Duration::from_secs(3600)))
         }
+    }
+
+    /// Takes one token at `now`; false when the bucket is empty.
+    pub fn take_at(&self, now: Instant) -> bool {
+        self.try_take_at(now).is_ok()
     }
 
     /// Takes one token now.
     pub fn take(&self) -> bool {
         self.take_at(Instant::now())
     }
+}
+
+/// A `Retry-After` value (whole seconds, at least 1) for a wait.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
 }
 
 /// A valid beacon.
@@ -161,8 +186,6 @@ pub fn parse(body: &[u8]) -> Result<Beacon, Rejection> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::super::metrics::{CLS_MAX, TIMING_MAX_MS};
     use super::*;
 
@@ -217,6 +240,35 @@ mod tests {
         // The ceilings are in the beacon's units: a 30 s LCP (ms) is accepted, a CLS of 30 is not.
         assert!(parse(beacon("LCP", 30_000.0).as_bytes()).is_ok());
         assert_eq!(parse(beacon("CLS", 30.0).as_bytes()), Err(Rejection::OutOfRange));
+    }
+
+    #[test]
+    fn an_empty_bucket_says_how_long_until_the_next_token() {
+        let t0 = Instant::now();
+        let b = Bucket::events(t0);
+        for _ in 0..EVENTS_BURST as usize {
+            assert_eq!(b.try_take_at(t0), Ok(()));
+        }
+        // One token takes 1 / 2 per second = 500 ms to refill; 200 ms later, 300 ms are left.
+        assert_eq!(b.try_take_at(t0), Err(Duration::from_millis(500)));
+        let t1 = t0 + Duration::from_millis(200);
+        let left = b.try_take_at(t1).unwrap_err();
+        assert!(
+            left.abs_diff(Duration::from_millis(300)) < Duration::from_micros(1),
+            "{left:?}"
+        );
+        assert_eq!(b.try_take_at(t0 + Duration::from_millis(600)), Ok(()));
+        assert_eq!(
+            Bucket::new(0.0, 0.0, t0).try_take_at(t0),
+            Err(Duration::from_secs(3600))
+        );
+        for (wait_ms, secs) in [(0, 1), (1, 1), (500, 1), (1000, 1), (1001, 2), (2500, 3)] {
+            assert_eq!(
+                retry_after_secs(Duration::from_millis(wait_ms)),
+                secs,
+                "{wait_ms} ms"
+            );
+        }
     }
 
     #[test]
