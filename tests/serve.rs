@@ -215,10 +215,27 @@ fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], bo
     s
 }
 
+/// Sends a request's head only (the body is the caller's to write).
+fn send_head(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: app.example\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s
+}
+
 fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
     let s = send(addr, method, path, headers, body);
-    let mut r = BufReader::new(s);
-    let (status, headers) = read_head(&mut r);
+    read_response(&mut BufReader::new(s), method)
+}
+
+/// Reads one response (to a request with `method`) off a connection.
+fn read_response(r: &mut impl BufRead, method: &str) -> Response {
+    let (status, headers) = read_head(r);
     let mut resp = Response {
         status,
         headers,
@@ -229,10 +246,10 @@ fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)],
         return resp;
     }
     if resp.header("transfer-encoding") == Some("chunked") {
-        while let Some(chunk) = read_chunk(&mut r) {
+        while let Some(chunk) = read_chunk(r) {
             resp.body.extend(chunk);
         }
-        resp.trailers = read_fields(&mut r);
+        resp.trailers = read_fields(r);
     } else if let Some(n) = resp.header("content-length") {
         let mut body = vec![0; n.parse().unwrap()];
         r.read_exact(&mut body).unwrap();
@@ -1024,6 +1041,122 @@ fn requests_wait_for_a_slow_starting_app_instead_of_failing() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Reads until the server closes the connection (a reset counts); `false` if it is still open after
+/// `within`.
+fn closed_within(mut s: &TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut rest = Vec::new();
+    match s.read_to_end(&mut rest) {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => true,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            false
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn slow_silent_and_idle_clients_are_disconnected_but_bodies_take_their_time() {
+    let timeout = Duration::from_secs(1);
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let serve = Serve::start(Options {
+        args: vec!["--header-read-timeout-secs".into(), "1".into()],
+        log: Some(log.reopen().unwrap()),
+        ..Options::default()
+    });
+    // Bodies are not timed: a stream and an upload that outlast the header timeout.
+    let mut stream = BufReader::new(send(serve.listen, "GET", "/stream", &[], b""));
+    assert_eq!(read_head(&mut stream).0, 200);
+    assert_eq!(read_chunk(&mut stream).unwrap(), b"first\n");
+    let upload_size = 64 * 1024;
+    let mut upload = send_head(
+        serve.listen,
+        "POST",
+        "/upload",
+        &[("content-length", &upload_size.to_string())],
+    );
+    upload.write_all(&vec![b'x'; upload_size / 2]).unwrap();
+
+    // Silent, half a head, idle after an answer: each closed, and not before the timeout.
+    let started = Instant::now();
+    let silent = TcpStream::connect(serve.listen).unwrap();
+    let half = TcpStream::connect(serve.listen).unwrap();
+    (&half)
+        .write_all(b"GET /api/health HTTP/1.1\r\nhost: app.example\r\nx-slow: 1")
+        .unwrap();
+    let idle = TcpStream::connect(serve.listen).unwrap();
+    (&idle)
+        .write_all(b"GET /api/health HTTP/1.1\r\nhost: app.example\r\n\r\n")
+        .unwrap();
+    let mut idle_reader = BufReader::new(&idle);
+    assert_eq!(read_response(&mut idle_reader, "GET").status, 200);
+    // (Nothing else was sent: the reader holds nothing more.)
+    drop(idle_reader);
+    for (what, s) in [("idle", &idle), ("silent", &silent), ("half a head", &half)] {
+        assert!(closed_within(s, Duration::from_secs(20)), "{what}: still open");
+    }
+    assert!(started.elapsed() >= timeout, "{:?}", started.elapsed());
+
+    // Both bodies are still going past the timeout, and finish.
+    upload.write_all(&vec![b'x'; upload_size / 2]).unwrap();
+    let r = read_response(&mut BufReader::new(upload), "POST");
+    assert_eq!((r.status, &r.json()["bytes"]), (200, &upload_size.into()));
+    assert_eq!(get(serve.listen, "/release").status, 200);
+    assert_eq!(read_chunk(&mut stream).unwrap(), b"second\n");
+
+    // The default cap (no --max-connections) is what the open-files limit leaves room for.
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    drop(serve);
+    let started_line = log_lines(log.path())
+        .into_iter()
+        .find(|l| l["fields"]["message"] == "knext serve started")
+        .unwrap();
+    assert_eq!(
+        started_line["fields"]["max_connections"],
+        knext::serve::default_max_connections(Some(soft)) as u64,
+        "{started_line}"
+    );
+    assert_eq!(started_line["fields"]["header_read_timeout_secs"], 1);
+}
+
+#[test]
+fn connections_past_the_cap_wait_for_a_free_slot() {
+    let serve = Serve::start(Options {
+        args: vec!["--max-connections".into(), "2".into()],
+        ..Options::default()
+    });
+    // Two silent connections hold both slots (the listen backlog is first in, first out).
+    let held = [
+        TcpStream::connect(serve.listen).unwrap(),
+        TcpStream::connect(serve.listen).unwrap(),
+    ];
+    let mut waiting = send(serve.listen, "GET", "/api/health", &[], b"");
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let e = waiting.read(&mut [0; 1]).unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "answered past the cap: {e}"
+    );
+    // Not accepted (two open), and the metrics server answers meanwhile.
+    let m = serve.metrics_text();
+    assert!(m.contains("knext_serve_open_connections 2\n"), "{m}");
+    drop(held);
+    waiting.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    assert_eq!(read_response(&mut BufReader::new(waiting), "GET").status, 200);
+    assert_eq!(get(serve.listen, "/api/health").status, 200);
 }
 
 #[test]
