@@ -215,10 +215,27 @@ fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], bo
     s
 }
 
+/// Sends a request's head only (the body is the caller's to write).
+fn send_head(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: app.example\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s
+}
+
 fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
     let s = send(addr, method, path, headers, body);
-    let mut r = BufReader::new(s);
-    let (status, headers) = read_head(&mut r);
+    read_response(&mut BufReader::new(s), method)
+}
+
+/// Reads one response (to a request with `method`) off a connection.
+fn read_response(r: &mut impl BufRead, method: &str) -> Response {
+    let (status, headers) = read_head(r);
     let mut resp = Response {
         status,
         headers,
@@ -229,10 +246,10 @@ fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)],
         return resp;
     }
     if resp.header("transfer-encoding") == Some("chunked") {
-        while let Some(chunk) = read_chunk(&mut r) {
+        while let Some(chunk) = read_chunk(r) {
             resp.body.extend(chunk);
         }
-        resp.trailers = read_fields(&mut r);
+        resp.trailers = read_fields(r);
     } else if let Some(n) = resp.header("content-length") {
         let mut body = vec![0; n.parse().unwrap()];
         r.read_exact(&mut body).unwrap();
@@ -263,6 +280,10 @@ struct Serve {
 struct Options<'a> {
     env: Vec<(&'a str, String)>,
     wait_ready: bool,
+    /// Where knext serve's log (stderr, JSON lines) goes; nowhere by default.
+    log: Option<std::fs::File>,
+    /// Extra arguments before `--`.
+    args: Vec<String>,
 }
 
 impl Default for Options<'_> {
@@ -270,6 +291,8 @@ impl Default for Options<'_> {
         Self {
             env: Vec::new(),
             wait_ready: true,
+            log: None,
+            args: Vec::new(),
         }
     }
 }
@@ -292,9 +315,10 @@ impl Serve {
             "/blog/[slug]",
             "--route",
             "/",
-            "--",
-            "node",
         ])
+        .args(&opts.args)
+        .arg("--")
+        .arg("node")
         .arg(root().join("tests/support/app-server.mjs"))
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -303,7 +327,7 @@ impl Serve {
         // Its own process group, so Drop can take the Node child down with it.
         .process_group(0)
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(opts.log.map_or_else(Stdio::null, Stdio::from));
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
@@ -539,27 +563,207 @@ fn an_unset_or_empty_token_refuses_every_request() {
     assert_eq!(redis.dump(), before);
 }
 
+/// knext serve's JSON log lines in `file`.
+fn log_lines(file: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .collect()
+}
+
 #[test]
-fn redis_unreachable_answers_503_never_200() {
+fn a_token_with_a_trailing_newline_is_warned_about_without_showing_it() {
+    let redis = Redis::start();
+    redis.seed("app");
+    let before = redis.dump();
+    let bearer = format!("Bearer {TOKEN}");
+    let whitespace_warnings = |token: String| {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let serve = Serve::start(Options {
+            env: vec![
+                ("REDIS_URL", redis.url()),
+                ("REDIS_KEY_PREFIX", "app".to_owned()),
+                ("CACHE_INVALIDATE_TOKEN", token.clone()),
+            ],
+            log: Some(log.reopen().unwrap()),
+            ..Options::default()
+        });
+        let status = invalidate(serve.listen, Some(&bearer), r#"{"tag":"posts"}"#).status;
+        drop(serve);
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        // Never the token, with or without its newline.
+        assert!(!text.contains(TOKEN), "the token was logged: {text}");
+        let warnings: Vec<serde_json::Value> = log_lines(log.path())
+            .into_iter()
+            .filter(|l| l["level"] == "WARN")
+            .filter(|l| {
+                let m = l["fields"]["message"].as_str().unwrap_or_default();
+                m.contains("CACHE_INVALIDATE_TOKEN") && m.contains("whitespace")
+            })
+            .collect();
+        (status, warnings)
+    };
+
+    // `echo $TOKEN | kubectl create secret generic … --from-file`: a trailing newline.
+    let padded = format!("{TOKEN}\n");
+    let (status, warnings) = whitespace_warnings(padded.clone());
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let warning = &warnings[0];
+    let message = warning["fields"]["message"].as_str().unwrap();
+    assert!(message.contains("trailing"), "{message}");
+    // Nor its length: the line has the message and nothing else of the token.
+    let fields = warning["fields"].as_object().unwrap();
+    assert_eq!(fields.keys().collect::<Vec<_>>(), ["message"], "{warning}");
+    assert!(!message.contains(&padded.len().to_string()), "{message}");
+    assert!(!message.contains(&TOKEN.len().to_string()), "{message}");
+    // Compared as is: the token without its newline does not authenticate (and changes nothing).
+    assert_eq!(status, 401);
+    assert_eq!(redis.dump(), before);
+
+    // A clean token: no such warning, and it authenticates.
+    let (status, warnings) = whitespace_warnings(TOKEN.to_owned());
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn redis_unreachable_answers_503_never_200_and_never_its_error() {
     let closed = free_addr();
+    let log = tempfile::NamedTempFile::new().unwrap();
     let serve = Serve::start(Options {
         env: vec![
             ("REDIS_URL", format!("redis://{closed}/0")),
             ("CACHE_INVALIDATE_TOKEN", TOKEN.to_owned()),
             ("KNEXT_CACHE_TIMEOUT_MS", "300".to_owned()),
         ],
+        log: Some(log.reopen().unwrap()),
         ..Options::default()
     });
     let bearer = format!("Bearer {TOKEN}");
     let started = Instant::now();
     let r = invalidate(serve.listen, Some(&bearer), r#"{"tag":"posts"}"#);
-    assert_eq!(r.status, 503, "{}", r.text());
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(get(serve.listen, "/api/cache/events").status, 503);
+    let answers = [
+        ("invalidate", r),
+        ("read events", get(serve.listen, "/api/cache/events")),
+        (
+            "clear events",
+            request(
+                serve.listen,
+                "DELETE",
+                "/api/cache/events",
+                &[("authorization", &bearer)],
+                b"",
+            ),
+        ),
+    ];
+    // A fixed sentence: not Redis's error, not its address.
+    for (what, r) in &answers {
+        assert_eq!(r.status, 503, "{what}: {}", r.text());
+        assert_eq!(r.text(), r#"{"error":"the cache is unavailable"}"#, "{what}");
+        assert_eq!(r.header("retry-after"), Some("5"), "{what}");
+    }
+    // Authentication still comes first.
+    assert_eq!(invalidate(serve.listen, None, r#"{"tag":"posts"}"#).status, 401);
+    assert!(
+        serve
+            .metrics_text()
+            .contains(r#"knext_serve_cache_invalidations_total{result="unavailable"} 1"#)
+    );
+    // The detail is in the log, once per failed operation.
+    drop(serve);
+    let lines = log_lines(log.path());
+    for (what, _) in &answers {
+        let logged: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|l| l["level"] == "WARN" && l["fields"]["operation"] == *what)
+            .collect();
+        assert_eq!(logged.len(), 1, "{what}: {lines:?}");
+        let error = logged[0]["fields"]["error"].as_str().unwrap();
+        let detail = error.strip_prefix("the cache is unavailable: ").unwrap();
+        assert!(!detail.is_empty(), "{what}: {error}");
+        assert!(
+            answers.iter().all(|(_, r)| !r.text().contains(detail)),
+            "{detail}"
+        );
+    }
+
+    // No REDIS_URL at all: 503 as well, with its own fixed sentence.
+    let serve = Serve::start(Options {
+        env: vec![("CACHE_INVALIDATE_TOKEN", TOKEN.to_owned())],
+        ..Options::default()
+    });
+    let r = invalidate(serve.listen, Some(&bearer), r#"{"tag":"posts"}"#);
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.text(),
+        r#"{"error":"the cache is not configured: REDIS_URL is not set"}"#
+    );
+}
+
+#[test]
+fn a_502_says_nothing_of_the_upstream_error_and_the_log_has_it() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let serve = Serve::start(Options {
+        log: Some(log.reopen().unwrap()),
+        ..Options::default()
+    });
+    let r = get(serve.listen, "/drop");
+    assert_eq!(r.status, 502);
+    assert_eq!(r.text(), r#"{"error":"The app did not answer"}"#);
+    drop(serve);
+    let lines = log_lines(log.path());
+    let logged: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["level"] == "WARN" && l["fields"]["message"] == "the app server did not answer")
+        .collect();
+    assert_eq!(logged.len(), 1, "{lines:?}");
+    let error = logged[0]["fields"]["error"].as_str().unwrap();
+    assert!(!error.is_empty() && !r.text().contains(error), "{error}");
+}
+
+#[test]
+fn reading_cache_events_is_rate_limited_apart_from_rum_and_delete() {
+    use knext::serve::rum::{EVENTS_BURST, EVENTS_REFILL_PER_SEC, retry_after_secs};
+
+    let redis = Redis::start();
+    let serve = Serve::with_redis(&redis, vec![]);
+    let started = Instant::now();
+    let mut answered = 0;
+    let refused = loop {
+        let method = if answered % 2 == 0 { "GET" } else { "HEAD" };
+        let r = request(serve.listen, method, "/api/cache/events", &[], b"");
+        if r.status != 200 {
+            break r;
+        }
+        answered += 1;
+        assert!(answered < 1000, "reading events is not rate-limited");
+    };
+    // The burst, plus what refilled meanwhile (a slow machine refills more), and no more.
+    let refilled = started.elapsed().as_secs_f64() * EVENTS_REFILL_PER_SEC;
+    assert!(answered as f64 >= EVENTS_BURST, "{answered} answered");
+    assert!(
+        answered as f64 <= EVENTS_BURST + refilled.ceil(),
+        "{answered} answered in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    let wait = Duration::from_secs_f64(1.0 / EVENTS_REFILL_PER_SEC);
+    let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        (1..=retry_after_secs(wait)).contains(&retry_after),
+        "{retry_after}"
+    );
+    assert_eq!(refused.json()["error"], "Too many requests");
+    // The RUM beacon and the authenticated DELETE do not draw on it.
+    let beacon = br#"{"metric":"LCP","rating":"good","value":1800,"pathname":"/"}"#;
+    assert_eq!(request(serve.listen, "POST", "/api/rum", &[], beacon).status, 204);
+    let bearer = format!("Bearer {TOKEN}");
     assert_eq!(
         request(
             serve.listen,
@@ -569,24 +773,19 @@ fn redis_unreachable_answers_503_never_200() {
             b""
         )
         .status,
-        503
+        200
     );
-    // Authentication still comes first.
-    assert_eq!(invalidate(serve.listen, None, r#"{"tag":"posts"}"#).status, 401);
+    // It refills: reading works again (a refused read takes no token, so polling does not delay it).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(serve.listen, "/api/cache/events").status != 200 {
+        assert!(Instant::now() < deadline, "reading events never came back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let m = serve.metrics_text();
     assert!(
-        serve
-            .metrics_text()
-            .contains(r#"knext_serve_cache_invalidations_total{result="unavailable"} 1"#)
+        m.contains(r#"handler="cache_events",method="GET",route="/api/cache/events",status_class="4xx"}"#),
+        "{m}"
     );
-
-    // No REDIS_URL at all: 503 as well.
-    let serve = Serve::start(Options {
-        env: vec![("CACHE_INVALIDATE_TOKEN", TOKEN.to_owned())],
-        ..Options::default()
-    });
-    let r = invalidate(serve.listen, Some(&bearer), r#"{"tag":"posts"}"#);
-    assert_eq!(r.status, 503);
-    assert!(r.text().contains("REDIS_URL is not set"), "{}", r.text());
 }
 
 #[test]
@@ -688,6 +887,52 @@ fn rum_rejects_every_bad_beacon_and_keeps_labels_bounded() {
     }
 }
 
+/// The value of the sample `series` (name and labels exactly as exposed) in an exposition.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+#[test]
+fn rum_values_over_a_vitals_ceiling_are_refused_and_the_sum_stays_finite() {
+    let serve = Serve::start(Options::default());
+    let post = |metric: &str, value: &str| {
+        let body = format!(r#"{{"metric":"{metric}","rating":"poor","value":{value},"pathname":"/"}}"#);
+        request(serve.listen, "POST", "/api/rum", &[], body.as_bytes()).status
+    };
+    // Two of these in one histogram would overflow its `_sum` to +Inf until a restart.
+    for value in ["1.7e308", "1.7e308", "120000.001"] {
+        assert_eq!(post("LCP", value), 400, "LCP {value}");
+    }
+    for value in ["1.7e308", "10.5"] {
+        assert_eq!(post("CLS", value), 400, "CLS {value}");
+    }
+    // At the ceilings (120 s in ms, CLS 10) and below: accepted.
+    for (metric, value) in [("LCP", "120000"), ("LCP", "1800"), ("CLS", "10"), ("CLS", "0.25")] {
+        assert_eq!(post(metric, value), 204, "{metric} {value}");
+    }
+    let m = serve.metrics_text();
+    let lcp = sample(
+        &m,
+        r#"kn_next_web_vitals_lcp_sum{app="docs",route="/",rating="poor"}"#,
+    );
+    let cls = sample(
+        &m,
+        r#"kn_next_web_vitals_cls_sum{app="docs",route="/",rating="poor"}"#,
+    );
+    assert_eq!((lcp, cls), (Some(121_800.0), Some(10.25)), "{m}");
+    assert_eq!(
+        sample(
+            &m,
+            r#"knext_serve_rum_rejected_total{handler="rum",reason="out-of-range"}"#
+        ),
+        Some(5.0),
+        "{m}"
+    );
+}
+
 #[test]
 fn the_proxy_preserves_requests_and_responses() {
     let serve = Serve::start(Options {
@@ -786,6 +1031,7 @@ fn requests_wait_for_a_slow_starting_app_instead_of_failing() {
     let serve = Serve::start(Options {
         env: vec![("START_DELAY_MS", "1500".to_owned())],
         wait_ready: false,
+        ..Options::default()
     });
     let started = Instant::now();
     let r = get(serve.listen, "/api/health");
@@ -795,6 +1041,122 @@ fn requests_wait_for_a_slow_starting_app_instead_of_failing() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Reads until the server closes the connection (a reset counts); `false` if it is still open after
+/// `within`.
+fn closed_within(mut s: &TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut rest = Vec::new();
+    match s.read_to_end(&mut rest) {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => true,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            false
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn slow_silent_and_idle_clients_are_disconnected_but_bodies_take_their_time() {
+    let timeout = Duration::from_secs(1);
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let serve = Serve::start(Options {
+        args: vec!["--header-read-timeout-secs".into(), "1".into()],
+        log: Some(log.reopen().unwrap()),
+        ..Options::default()
+    });
+    // Bodies are not timed: a stream and an upload that outlast the header timeout.
+    let mut stream = BufReader::new(send(serve.listen, "GET", "/stream", &[], b""));
+    assert_eq!(read_head(&mut stream).0, 200);
+    assert_eq!(read_chunk(&mut stream).unwrap(), b"first\n");
+    let upload_size = 64 * 1024;
+    let mut upload = send_head(
+        serve.listen,
+        "POST",
+        "/upload",
+        &[("content-length", &upload_size.to_string())],
+    );
+    upload.write_all(&vec![b'x'; upload_size / 2]).unwrap();
+
+    // Silent, half a head, idle after an answer: each closed, and not before the timeout.
+    let started = Instant::now();
+    let silent = TcpStream::connect(serve.listen).unwrap();
+    let half = TcpStream::connect(serve.listen).unwrap();
+    (&half)
+        .write_all(b"GET /api/health HTTP/1.1\r\nhost: app.example\r\nx-slow: 1")
+        .unwrap();
+    let idle = TcpStream::connect(serve.listen).unwrap();
+    (&idle)
+        .write_all(b"GET /api/health HTTP/1.1\r\nhost: app.example\r\n\r\n")
+        .unwrap();
+    let mut idle_reader = BufReader::new(&idle);
+    assert_eq!(read_response(&mut idle_reader, "GET").status, 200);
+    // (Nothing else was sent: the reader holds nothing more.)
+    drop(idle_reader);
+    for (what, s) in [("idle", &idle), ("silent", &silent), ("half a head", &half)] {
+        assert!(closed_within(s, Duration::from_secs(20)), "{what}: still open");
+    }
+    assert!(started.elapsed() >= timeout, "{:?}", started.elapsed());
+
+    // Both bodies are still going past the timeout, and finish.
+    upload.write_all(&vec![b'x'; upload_size / 2]).unwrap();
+    let r = read_response(&mut BufReader::new(upload), "POST");
+    assert_eq!((r.status, &r.json()["bytes"]), (200, &upload_size.into()));
+    assert_eq!(get(serve.listen, "/release").status, 200);
+    assert_eq!(read_chunk(&mut stream).unwrap(), b"second\n");
+
+    // The default cap (no --max-connections) is what the open-files limit leaves room for.
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    drop(serve);
+    let started_line = log_lines(log.path())
+        .into_iter()
+        .find(|l| l["fields"]["message"] == "knext serve started")
+        .unwrap();
+    assert_eq!(
+        started_line["fields"]["max_connections"],
+        knext::serve::default_max_connections(Some(soft)) as u64,
+        "{started_line}"
+    );
+    assert_eq!(started_line["fields"]["header_read_timeout_secs"], 1);
+}
+
+#[test]
+fn connections_past_the_cap_wait_for_a_free_slot() {
+    let serve = Serve::start(Options {
+        args: vec!["--max-connections".into(), "2".into()],
+        ..Options::default()
+    });
+    // Two silent connections hold both slots (the listen backlog is first in, first out).
+    let held = [
+        TcpStream::connect(serve.listen).unwrap(),
+        TcpStream::connect(serve.listen).unwrap(),
+    ];
+    let mut waiting = send(serve.listen, "GET", "/api/health", &[], b"");
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let e = waiting.read(&mut [0; 1]).unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "answered past the cap: {e}"
+    );
+    // Not accepted (two open), and the metrics server answers meanwhile.
+    let m = serve.metrics_text();
+    assert!(m.contains("knext_serve_open_connections 2\n"), "{m}");
+    drop(held);
+    waiting.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    assert_eq!(read_response(&mut BufReader::new(waiting), "GET").status, 200);
+    assert_eq!(get(serve.listen, "/api/health").status, 200);
 }
 
 #[test]

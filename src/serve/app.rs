@@ -3,11 +3,12 @@
 //! | route | methods | auth |
 //! |---|---|---|
 //! | `/api/cache/invalidate` | POST (else 405, `Allow: POST`) | Bearer `CACHE_INVALIDATE_TOKEN` |
-//! | `/api/cache/events` | GET/HEAD (read-only), DELETE (else 405) | DELETE: the same Bearer token |
+//! | `/api/cache/events` | GET/HEAD (read-only), DELETE (else 405) | GET/HEAD: token bucket; DELETE: the same Bearer token |
 //! | `/api/rum` | POST (else 405) | none; token bucket, size cap, strict allow-lists |
 //!
 //! A trailing slash names the same route. Authentication comes before the body is read, so a refused
-//! request costs a header comparison and nothing else.
+//! request costs a header comparison and nothing else. Error bodies are fixed sentences: what went
+//! wrong underneath (Redis's error text, the upstream's) goes to the log, never to the client.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -70,6 +71,8 @@ pub struct State {
     pub routes: Routes,
     /// The RUM rate limit.
     pub bucket: Bucket,
+    /// The rate limit of reading the cache events (`GET`/`HEAD /api/cache/events`).
+    pub events_bucket: Bucket,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// The Next.js server.
@@ -216,31 +219,46 @@ impl State {
             }
             Err(e) => {
                 self.metrics.invalidation("unavailable");
-                tracing::warn!(error = %e, "cache invalidation failed");
-                unavailable(&e)
+                unavailable(&e, "invalidate")
             }
         }
     }
 
     async fn events(&self, req: Request<Incoming>) -> Response<Body> {
         match *req.method() {
-            Method::GET | Method::HEAD => match self.cache.events().await {
-                Ok((events, stats)) => {
-                    json_response(StatusCode::OK, &json!({ "events": events, "stats": stats }))
+            Method::GET | Method::HEAD => {
+                if let Some(r) = self.events_rate_limited(Instant::now()) {
+                    return r;
                 }
-                Err(e) => unavailable(&e),
-            },
+                match self.cache.events().await {
+                    Ok((events, stats)) => {
+                        json_response(StatusCode::OK, &json!({ "events": events, "stats": stats }))
+                    }
+                    Err(e) => unavailable(&e, "read events"),
+                }
+            }
             Method::DELETE => {
                 if let Some(r) = self.refused(Handler::cache_events, &req) {
                     return r;
                 }
                 match self.cache.clear_events().await {
                     Ok(()) => json_response(StatusCode::OK, &json!({ "success": true })),
-                    Err(e) => unavailable(&e),
+                    Err(e) => unavailable(&e, "clear events"),
                 }
             }
             _ => method_not_allowed("GET, HEAD, DELETE"),
         }
+    }
+
+    /// Takes a token from the events bucket at `now`; when it is empty, the 429 to send.
+    fn events_rate_limited(&self, now: Instant) -> Option<Response<Body>> {
+        let wait = self.events_bucket.try_take_at(now).err()?;
+        let mut r = error(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(rum::retry_after_secs(wait)),
+        );
+        Some(r)
     }
 
     async fn rum(&self, req: Request<Incoming>) -> Response<Body> {
@@ -271,8 +289,10 @@ impl State {
     }
 }
 
-fn unavailable(e: &CacheError) -> Response<Body> {
-    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+/// The 503 of a cache operation that failed: a fixed sentence for the client, the detail in the log.
+fn unavailable(e: &CacheError, operation: &'static str) -> Response<Body> {
+    tracing::warn!(operation, error = %e, "the cache did not answer");
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, e.public_message());
     r.headers_mut()
         .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
     r
@@ -280,7 +300,64 @@ fn unavailable(e: &CacheError) -> Response<Body> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    fn mk_state(now: Instant) -> State {
+        State {
+            token: Token::new(None),
+            cache: Cache::new(&cache::Config {
+                url: None,
+                username: None,
+                password: None,
+                prefix: "app".into(),
+                timeout: Duration::from_millis(10),
+            })
+            .unwrap(),
+            routes: Routes::new(["/"], "").unwrap(),
+            bucket: Bucket::new(rum::BURST, rum::REFILL_PER_SEC, now),
+            events_bucket: Bucket::events(now),
+            metrics: Arc::new(Metrics::new("test")),
+            upstream: Upstream::new(1, tokio::sync::watch::channel(false).1, Duration::ZERO),
+        }
+    }
+
+    #[test]
+    fn reading_events_has_its_own_bucket_and_says_when_to_retry() {
+        let t0 = Instant::now();
+        let state = mk_state(t0);
+        for i in 0..rum::EVENTS_BURST as usize {
+            assert!(state.events_rate_limited(t0).is_none(), "read {i}");
+        }
+        let r = state.events_rate_limited(t0).unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        // 1 / EVENTS_REFILL_PER_SEC seconds to the next token, rounded up.
+        let wait = Duration::from_secs_f64(1.0 / rum::EVENTS_REFILL_PER_SEC);
+        assert_eq!(
+            r.headers()[header::RETRY_AFTER],
+            rum::retry_after_secs(wait).to_string()
+        );
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        // The RUM beacon's bucket is untouched.
+        assert!(state.bucket.take_at(t0));
+        // Refilled at the events rate.
+        assert!(state.events_rate_limited(t0 + wait).is_none());
+        assert!(state.events_rate_limited(t0 + wait).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_503_names_no_detail() {
+        let detail = "Connection refused (os error 111)";
+        let r = unavailable(&CacheError::Unavailable(detail.into()), "read events");
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+        let Either::Right(body) = r.into_body() else {
+            panic!("not one of ours")
+        };
+        let body = body.collect().await.unwrap().to_bytes();
+        assert_eq!(body, r#"{"error":"the cache is unavailable"}"#);
+    }
 
     #[test]
     fn owned_routes_with_and_without_trailing_slash() {

@@ -62,6 +62,16 @@ impl Token {
         self.0.is_some()
     }
 
+    /// Whether the configured token starts or ends with whitespace: usually a Secret made with `echo`
+    /// (a trailing newline). It is still compared as is (a secret is never altered behind the
+    /// operator's back), but no client sends it that way, so it deserves a warning.
+    pub fn has_surrounding_whitespace(&self) -> bool {
+        self.0
+            .as_deref()
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .is_some_and(|t| t.trim() != t)
+    }
+
     /// Checks an `Authorization` header value.
     pub fn check(&self, header: Option<&[u8]>) -> Result<(), Refusal> {
         let Some(expected) = self.0.as_deref() else {
@@ -124,6 +134,33 @@ mod tests {
                 assert_eq!(token.check(header), Err(Refusal::NoToken));
             }
         }
+    }
+
+    #[test]
+    fn surrounding_whitespace_is_noticed_and_kept() {
+        for (value, padded) in [
+            ("s3cret\n", true),
+            ("s3cret\r\n", true),
+            ("s3cret ", true),
+            (" s3cret", true),
+            ("\ts3cret", true),
+            ("s3cret\u{a0}", true),
+            ("\n", true),
+            ("s3cret", false),
+            ("s3 cret", false),
+            ("", false),
+        ] {
+            assert_eq!(
+                Token::new(Some(value)).has_surrounding_whitespace(),
+                padded,
+                "{value:?}"
+            );
+        }
+        assert!(!Token::new(None).has_surrounding_whitespace());
+        // Compared as is: the trimmed token is not the token.
+        let token = Token::new(Some("s3cret\n"));
+        assert_eq!(token.check(Some(b"Bearer s3cret")), Err(Refusal::Mismatch));
+        assert_eq!(token.check(Some(b"Bearer s3cret\n")), Ok(()));
     }
 
     #[test]

@@ -33,6 +33,17 @@ pub enum CacheError {
     Unavailable(String),
 }
 
+impl CacheError {
+    /// What a client is told: a fixed sentence per kind. The detail ([`std::fmt::Display`]: Redis's
+    /// own error text, addresses, OS errors) is for the log, never for a response body.
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            Self::NotConfigured => "the cache is not configured: REDIS_URL is not set",
+            Self::Unavailable(_) => "the cache is unavailable",
+        }
+    }
+}
+
 /// Counts of an event list.
 #[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -457,6 +468,18 @@ mod tests {
                 .as_object()
                 .unwrap()
                 .contains_key("tag")
+        );
+    }
+
+    #[test]
+    fn the_public_message_is_fixed_and_never_the_detail() {
+        let detail = "Connection refused (os error 111) at 10.0.0.7:6379";
+        let e = CacheError::Unavailable(detail.to_owned());
+        assert!(e.to_string().contains(detail), "the log keeps the detail");
+        assert_eq!(e.public_message(), "the cache is unavailable");
+        assert_eq!(
+            CacheError::NotConfigured.public_message(),
+            CacheError::NotConfigured.to_string()
         );
     }
 

@@ -39,6 +39,28 @@ pub enum Vital {
     Ttfb,
 }
 
+/// Largest value a beacon may report for a timing vital (LCP, INP, FCP, TTFB), in milliseconds as the
+/// web-vitals library reports them: 120 s, far past the top bucket (16 s), beyond any page a person
+/// waited for. Anything larger is forged or broken, and one value near `f64::MAX` would turn the
+/// histogram's `_sum` into `+Inf` for the life of the process.
+pub const TIMING_MAX_MS: f64 = 120_000.0;
+
+/// Largest Cumulative Layout Shift a beacon may report (unitless). One layout shift scores at most 1
+/// (impact fraction × distance fraction, each at most 1) and CLS is the worst 5-second window of
+/// shifts; 10 is ten whole-viewport, whole-height shifts in one window, 40 times the "poor" threshold
+/// (0.25) and 10 times the top bucket.
+pub const CLS_MAX: f64 = 10.0;
+
+impl Vital {
+    /// The largest value a beacon may report for this vital (inclusive; larger is refused).
+    pub const fn max(self) -> f64 {
+        match self {
+            Self::Cls => CLS_MAX,
+            Self::Lcp | Self::Inp | Self::Fcp | Self::Ttfb => TIMING_MAX_MS,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     app: String,

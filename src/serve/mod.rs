@@ -6,6 +6,12 @@
 //! never forwarded; everything else streams through the reverse proxy ([`proxy`]). Prometheus metrics
 //! are served on `--metrics-addr` ([`metrics`]).
 //!
+//! Client connections are bounded: a request's head must arrive within `--header-read-timeout-secs`
+//! (a kept-alive connection idle that long is closed too), and at most `--max-connections` are served
+//! at once ([`default_max_connections`]: what the open-files limit leaves room for); more wait in the
+//! listen backlog until one closes. Bodies and responses are not timed: uploads and streams last as
+//! long as they need.
+//!
 //! Shutdown on SIGTERM or SIGINT: stop accepting connections, forward SIGTERM to the child (Next.js
 //! drains its requests and runs its `after()` callbacks), let in-flight proxied requests finish, then
 //! close the metrics server and exit with the child's status. `KNEXT_SHUTDOWN_GRACE_MS` (the renderer
@@ -47,6 +53,34 @@ use crate::api::serve as defaults;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration =
     Duration::from_millis(crate::api::drain::FULL_CAP_MS.unsigned_abs());
 
+/// Ceiling of the default connection cap ([`default_max_connections`]).
+pub const MAX_CONNECTIONS_CEILING: usize = 4096;
+
+/// File descriptors kept out of the connection budget: the metrics server's connections
+/// ([`admin_http::MAX_CONNECTIONS`]) and 32 for the rest (stdio, listeners, Redis, the runtime's own).
+pub const FD_RESERVE: u64 = admin_http::MAX_CONNECTIONS as u64 + 32;
+
+/// The connection cap when `--max-connections` is not given: two descriptors per connection (the
+/// client's and, while a request is proxied, the upstream's), after [`FD_RESERVE`], out of the soft
+/// open-files limit `nofile`; at most [`MAX_CONNECTIONS_CEILING`], at least 1. A connection refused
+/// for want of a descriptor would fail (a 502, or an accept error); under the cap it waits instead.
+/// Without a known limit: the ceiling.
+pub fn default_max_connections(nofile: Option<u64>) -> usize {
+    nofile.map_or(MAX_CONNECTIONS_CEILING, |n| {
+        let budget = n.saturating_sub(FD_RESERVE) / 2;
+        usize::try_from(budget)
+            .unwrap_or(usize::MAX)
+            .clamp(1, MAX_CONNECTIONS_CEILING)
+    })
+}
+
+/// The soft open-files limit of this process.
+fn nofile_limit() -> Option<u64> {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .ok()
+        .map(|(soft, _hard)| soft)
+}
+
 /// A port of [`crate::api::serve`] (i32, as Kubernetes types have it) as a socket port.
 const fn port(p: i32) -> u16 {
     // The constants are small positive numbers.
@@ -74,6 +108,19 @@ pub struct Args {
     /// How long a request may wait for the Next.js server to start accepting connections (then 503).
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub upstream_wait_secs: u64,
+    /// How long a client may take to send a request's head (request line and headers); a kept-alive
+    /// connection idle that long between requests is closed too.
+    #[arg(
+        long,
+        default_value_t = 30,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub header_read_timeout_secs: u64,
+    /// Most client connections served at once; more wait in the listen backlog until one closes.
+    /// Default: what the open-files limit leaves room for (two descriptors a connection), at most 4096.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
     /// Threads serving requests (1: a single-threaded runtime).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
@@ -169,6 +216,16 @@ async fn run(args: Args) -> u8 {
             defaults::ENV_INVALIDATE_TOKEN
         );
     }
+    // Named, never shown: not the token, not its length.
+    if token.has_surrounding_whitespace() {
+        tracing::warn!(
+            "{} has leading or trailing whitespace (often the newline `echo` adds when the Secret \
+             is made): it is used as is, so invalidations that present the token without it are \
+             refused (401); recreate the Secret without it (printf '%s', or kubectl create secret \
+             --from-literal)",
+            defaults::ENV_INVALIDATE_TOKEN
+        );
+    }
     if !cache.is_configured() {
         tracing::warn!("REDIS_URL is not set: cache invalidation and events answer 503");
     }
@@ -213,12 +270,21 @@ async fn run(args: Args) -> u8 {
             return 2;
         }
     };
+    let limits = Limits {
+        header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
+        max_connections: args.max_connections.map_or_else(
+            || default_max_connections(nofile_limit()),
+            |n| usize::try_from(n).unwrap_or(usize::MAX),
+        ),
+    };
     tracing::info!(
         listen = %args.listen,
         metrics = %args.metrics_addr,
         upstream_port = args.upstream_port,
         command = ?args.command,
         routes = routes.len(),
+        max_connections = limits.max_connections,
+        header_read_timeout_secs = args.header_read_timeout_secs,
         "knext serve started"
     );
 
@@ -234,6 +300,7 @@ async fn run(args: Args) -> u8 {
         cache,
         routes,
         bucket: rum::Bucket::default(),
+        events_bucket: rum::Bucket::events(Instant::now()),
         metrics: metrics.clone(),
         upstream: proxy::Upstream::new(
             args.upstream_port,
@@ -243,7 +310,7 @@ async fn run(args: Args) -> u8 {
     });
 
     let (stop_accepting, accepting) = watch::channel(false);
-    let accept_task = tokio::spawn(accept_loop(listener, state, accepting));
+    let accept_task = tokio::spawn(accept_loop(listener, state, accepting, limits));
 
     // Phase 1: serve until a signal or the child's own exit.
     let early_exit = tokio::select! {
@@ -350,24 +417,25 @@ async fn probe_child(
     }
 }
 
+/// The bounds of client connections.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    header_read_timeout: Duration,
+    max_connections: usize,
+}
+
 /// Accepts connections until told to stop; returns the watcher of the open ones.
 async fn accept_loop(
     listener: TcpListener,
     state: Arc<app::State>,
     mut stop: watch::Receiver<bool>,
+    limits: Limits,
 ) -> GracefulShutdown {
     let graceful = GracefulShutdown::new();
+    let slots = admin_http::connection_slots(limits.max_connections);
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = stopped(&mut stop) => return graceful,
+        let Some((slot, stream, peer)) = admin_http::accept_capped(&listener, &slots, &mut stop).await else {
+            return graceful;
         };
         let _ = stream.set_nodelay(true);
         let handler_state = state.clone();
@@ -375,24 +443,23 @@ async fn accept_loop(
             let state = handler_state.clone();
             async move { Ok::<_, Infallible>(state.handle(req, peer).await) }
         });
+        // NB: hyper starts the header timer when a connection opens and again whenever a kept-alive
+        // one goes idle, so this bounds idle connections as well. No timeout on bodies: uploads and
+        // streamed answers take as long as they take.
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
+            .header_read_timeout(limits.header_read_timeout)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         let open = state.metrics.connection();
         tokio::spawn(async move {
             let _open = open;
+            let _slot = slot;
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
     }
-}
-
-/// Resolves once `stop` is true (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 #[cfg(test)]
@@ -437,6 +504,48 @@ mod tests {
         assert_eq!(from_defaults.metrics_addr.to_string(), "0.0.0.0:9464");
         assert_eq!(from_defaults.upstream_port, 3000);
         assert_eq!(from_defaults.threads, 1);
+    }
+
+    #[test]
+    fn the_default_connection_cap_fits_the_open_files_limit() {
+        for (nofile, cap) in [
+            // Docker's and containerd's default soft limit: (1024 - 64) / 2.
+            (Some(1024), 480),
+            (Some(FD_RESERVE + 2 * 100 + 1), 100),
+            (Some(65_536), MAX_CONNECTIONS_CEILING),
+            (Some(u64::MAX), MAX_CONNECTIONS_CEILING),
+            // No room at all: still one connection, never zero (that would accept nothing).
+            (Some(FD_RESERVE), 1),
+            (Some(0), 1),
+            (None, MAX_CONNECTIONS_CEILING),
+        ] {
+            assert_eq!(default_max_connections(nofile), cap, "{nofile:?}");
+        }
+        assert_eq!(FD_RESERVE, 64);
+        // This process's own limit is known on Linux.
+        assert!(nofile_limit().is_some());
+    }
+
+    #[test]
+    fn connection_bounds_are_flags_with_safe_defaults() {
+        let a = parse(&["serve", "--", "node", "server.js"]);
+        assert_eq!((a.header_read_timeout_secs, a.max_connections), (30, None));
+        let a = parse(&[
+            "serve",
+            "--header-read-timeout-secs",
+            "2",
+            "--max-connections",
+            "8",
+            "--",
+            "node",
+        ]);
+        assert_eq!((a.header_read_timeout_secs, a.max_connections), (2, Some(8)));
+        for zero in ["--header-read-timeout-secs", "--max-connections"] {
+            assert!(
+                Cli::try_parse_from(["knext", "serve", zero, "0", "--", "node"]).is_err(),
+                "{zero} 0"
+            );
+        }
     }
 
     #[test]

@@ -153,7 +153,12 @@ impl Upstream {
             .client
             .request(Request::from_parts(parts, body))
             .await
-            .map_err(|_| ProxyError::Upstream)?;
+            .map_err(|e| {
+                // The client gets a fixed 502; what happened is for the log (Debug: the kind and
+                // its source, e.g. the connect error).
+                tracing::warn!(error = ?e, "the app server did not answer");
+                ProxyError::Upstream
+            })?;
         strip_hop_by_hop(response.headers_mut());
         Ok(response)
     }

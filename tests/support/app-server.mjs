@@ -16,6 +16,7 @@
 //   GET  /cache/get?key         its get(): 200 with the stored value, or 404
 //   GET  /env                   200 JSON {PORT, HOSTNAME, CACHE_INVALIDATE_TOKEN}
 //   GET  /exit/N                exits with code N
+//   GET  /drop                  closes the connection without answering
 // Env: START_DELAY_MS (listen later), IGNORE_SIGTERM=1 (stay up on SIGTERM), else SIGTERM closes the
 // server, waits for in-flight requests and exits 0.
 import { spawn } from 'node:child_process';
@@ -90,6 +91,7 @@ const server = http.createServer(async (req, res) => {
     const { PORT, HOSTNAME, CACHE_INVALIDATE_TOKEN } = process.env;
     return json(res, 200, { PORT, HOSTNAME, CACHE_INVALIDATE_TOKEN: CACHE_INVALIDATE_TOKEN ?? null });
   }
+  if (path === '/drop') { req.socket.destroy(); return; }
   if (path.startsWith('/exit/')) {
     res.end();
     setTimeout(() => process.exit(Number(path.slice(6))), 10);
