@@ -21,22 +21,41 @@ pub struct FoundImage {
     pub image: String,
 }
 
-/// An image that is not digest-pinned, with the reason.
+/// An image that is not digest-pinned, or a place the walker could not check, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unpinned {
     /// Where it is.
     pub found: FoundImage,
     /// Why it is rejected, and how to fix it.
-    pub error: ImageError,
+    pub error: Rejection,
+}
+
+/// Why the gate refuses a place in an object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The image is not digest-pinned (or malformed).
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// The object nests deeper than the walker goes; what lies below was not checked, so it fails.
+    #[error(
+        "the object nests deeper than {MAX_DEPTH} levels here, so its images cannot all be checked; no \
+         real Kubernetes object does"
+    )]
+    TooDeep,
+    /// An entry of a container list is not an object, so it names no image the gate can check.
+    #[error("this container list entry is not an object, so its image cannot be checked")]
+    NotAContainer,
 }
 
 const CONTAINER_LISTS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
 
 /// Every container image in `object`: NextApp `spec.image` first, then containers in the order of the
 /// JSON object's keys (sorted) and array positions. A container whose `image` is missing or not a string
-/// is reported with an empty image, so it fails the pin check instead of being skipped.
-pub fn find_images(object: &Value) -> Vec<FoundImage> {
-    let mut out = Vec::new();
+/// is reported with an empty image, so it fails the pin check instead of being skipped. Places the walker
+/// cannot check (nesting beyond [`MAX_DEPTH`], a container entry that is not an object) are returned as
+/// the second list; callers must treat them as failures.
+pub fn find_images(object: &Value) -> (Vec<FoundImage>, Vec<(String, Rejection)>) {
+    let mut out = Walk::default();
     let is_nextapp = object.get("kind").and_then(Value::as_str) == Some(crate::api::KIND)
         && object.get("apiVersion").and_then(Value::as_str) == Some(crate::api::API_VERSION);
     if is_nextapp {
@@ -44,32 +63,58 @@ pub fn find_images(object: &Value) -> Vec<FoundImage> {
             .pointer("/spec/image")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        out.push(FoundImage {
+        out.found.push(FoundImage {
             path: "spec.image".into(),
             container: None,
             image: image.to_owned(),
         });
     }
     walk(object, "", &mut out, 0);
-    out
+    (out.found, out.unchecked)
 }
 
-/// Every image in `object` that is not digest-pinned.
+/// Every image in `object` that is not digest-pinned, and every place that could not be checked.
 pub fn unpinned_images(object: &Value) -> Vec<Unpinned> {
-    find_images(object)
+    let (found, unchecked) = find_images(object);
+    let mut out: Vec<Unpinned> = found
         .into_iter()
         .filter_map(|found| match image::check_pinned(&found.image) {
             Ok(_) => None,
-            Err(error) => Some(Unpinned { found, error }),
+            Err(error) => Some(Unpinned {
+                found,
+                error: error.into(),
+            }),
         })
-        .collect()
+        .collect();
+    out.extend(unchecked.into_iter().map(|(path, error)| Unpinned {
+        found: FoundImage {
+            path,
+            container: None,
+            image: String::new(),
+        },
+        error,
+    }));
+    out
 }
 
-/// Deep enough for any real object; bounds the recursion on hostile input.
-const MAX_DEPTH: usize = 64;
+/// Deep enough for any real object (a CronJob's containers sit at depth 8); bounds the recursion on
+/// hostile input. Anything deeper fails the gate ([`Rejection::TooDeep`]).
+pub const MAX_DEPTH: usize = 64;
 
-fn walk(node: &Value, path: &str, out: &mut Vec<FoundImage>, depth: usize) {
+#[derive(Default)]
+struct Walk {
+    found: Vec<FoundImage>,
+    unchecked: Vec<(String, Rejection)>,
+}
+
+fn walk(node: &Value, path: &str, out: &mut Walk, depth: usize) {
     if depth > MAX_DEPTH {
+        // Fail closed: a container list could hide below.
+        if matches!(node, Value::Object(m) if !m.is_empty())
+            || matches!(node, Value::Array(a) if !a.is_empty())
+        {
+            out.unchecked.push((path.to_owned(), Rejection::TooDeep));
+        }
         return;
     }
     match node {
@@ -83,20 +128,20 @@ fn walk(node: &Value, path: &str, out: &mut Vec<FoundImage>, depth: usize) {
                 match value {
                     Value::Array(items) if CONTAINER_LISTS.contains(&key.as_str()) => {
                         for (i, item) in items.iter().enumerate() {
-                            if let Value::Object(container) = item {
-                                out.push(FoundImage {
-                                    path: format!("{child}[{i}].image"),
-                                    container: container
-                                        .get("name")
-                                        .and_then(Value::as_str)
-                                        .map(str::to_owned),
-                                    image: container
-                                        .get("image")
-                                        .and_then(Value::as_str)
-                                        .unwrap_or_default()
-                                        .to_owned(),
-                                });
-                            }
+                            let Value::Object(container) = item else {
+                                out.unchecked
+                                    .push((format!("{child}[{i}]"), Rejection::NotAContainer));
+                                continue;
+                            };
+                            out.found.push(FoundImage {
+                                path: format!("{child}[{i}].image"),
+                                container: container.get("name").and_then(Value::as_str).map(str::to_owned),
+                                image: container
+                                    .get("image")
+                                    .and_then(Value::as_str)
+                                    .unwrap_or_default()
+                                    .to_owned(),
+                            });
                         }
                     }
                     _ => walk(value, &child, out, depth + 1),
@@ -122,7 +167,9 @@ mod tests {
         "ghcr.io/acme/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     fn paths(object: &Value) -> Vec<(String, Option<String>, String)> {
-        find_images(object)
+        let (found, unchecked) = find_images(object);
+        assert_eq!(unchecked, []);
+        found
             .into_iter()
             .map(|f| (f.path, f.container, f.image))
             .collect()
@@ -193,9 +240,15 @@ mod tests {
         let bad = unpinned_images(&app);
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].found.path, "spec.image");
-        assert_eq!(bad[0].error.reason(), "InvalidImage");
+        assert!(matches!(
+            bad[0].error,
+            Rejection::Image(ImageError::TagOnly { .. })
+        ));
         let no_image = json!({"kind": "Pod", "spec": {"containers": [{"name": "x"}]}});
-        assert_eq!(unpinned_images(&no_image)[0].error, ImageError::Empty);
+        assert_eq!(
+            unpinned_images(&no_image)[0].error,
+            Rejection::Image(ImageError::Empty)
+        );
         let pinned = json!({"kind": "Pod", "spec": {"containers": [{"name": "x", "image": PINNED}]}});
         assert!(unpinned_images(&pinned).is_empty());
     }
@@ -210,18 +263,61 @@ mod tests {
         let mut found = 0;
         for m in crate::render::app(&valid, &Default::default()) {
             let value = m.to_json().unwrap();
-            found += find_images(&value).len();
+            found += find_images(&value).0.len();
             assert!(unpinned_images(&value).is_empty());
         }
         assert_eq!(found, 1, "the Knative Service's one container");
     }
 
     #[test]
-    fn hostile_nesting_is_bounded() {
+    fn nesting_beyond_the_walkers_depth_fails_closed() {
+        // A pinned container deep down is fine as long as the walker reaches it ...
+        let mut v = json!({"containers": [{"name": "c", "image": PINNED}]});
+        for _ in 0..MAX_DEPTH {
+            v = json!({ "a": v });
+        }
+        assert_eq!(find_images(&v).0.len(), 1);
+        assert_eq!(unpinned_images(&v), []);
+        // ... one level deeper it is not reached, and the gate says so instead of passing the object.
+        let hostile = json!({ "a": v });
+        assert!(find_images(&hostile).0.is_empty());
+        let refused = unpinned_images(&hostile);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].error, Rejection::TooDeep);
+        assert_eq!(refused[0].found.path, vec!["a"; MAX_DEPTH + 1].join("."));
+        // Hostile depth costs bounded work and one finding.
         let mut v = json!({"containers": [{"image": "x"}]});
         for _ in 0..1_000 {
             v = json!({ "a": v });
         }
-        assert!(find_images(&v).is_empty());
+        assert_eq!(unpinned_images(&v).len(), 1);
+        // Arrays count as levels too; a scalar or an empty value below the limit hides nothing.
+        let mut v = json!([{"containers": [{"image": "x"}]}]);
+        for _ in 0..200 {
+            v = json!([v]);
+        }
+        assert_eq!(unpinned_images(&v)[0].error, Rejection::TooDeep);
+        for leaf in [json!("leaf"), json!({}), json!([])] {
+            let mut v = leaf;
+            for _ in 0..(MAX_DEPTH + 5) {
+                v = json!({ "a": v });
+            }
+            let refused = unpinned_images(&v);
+            assert_eq!(
+                refused.len(),
+                1,
+                "the levels above the leaf are objects that could hide one"
+            );
+        }
+    }
+
+    #[test]
+    fn a_container_entry_that_is_not_an_object_fails_closed() {
+        let v =
+            json!({"kind": "Pod", "spec": {"containers": ["nginx:latest", {"name": "ok", "image": PINNED}]}});
+        let refused = unpinned_images(&v);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].error, Rejection::NotAContainer);
+        assert_eq!(refused[0].found.path, "spec.containers[0]");
     }
 }
