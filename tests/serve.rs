@@ -454,6 +454,88 @@ fn the_proxy_preserves_requests_and_responses() {
 }
 
 #[test]
+fn owned_routes_are_answered_here_in_any_spelling_and_other_paths_forwarded_byte_for_byte() {
+    let serve = start(Options {
+        env: vec![("CACHE_INVALIDATE_TOKEN", TOKEN.to_owned())],
+        ..Options::default()
+    });
+    // The child answers 404 {"path"} to all of these: only knext serve answers 401/405/503/204.
+    for target in [
+        "/api/cache/./invalidate",
+        "/api/x/../cache/invalidate",
+        "/api/cache%2Finvalidate",
+        "/api/cache/invalidat%65",
+        "/%61pi/cache/invalidate",
+        "//api//cache//invalidate",
+        "/api/x/%2E%2E/cache/invalidate",
+        "/api/cache/%252e/invalidate",
+        "/api\\cache\\invalidate",
+        "/API/CACHE/INVALIDATE/",
+        "/api/cache/invalidate.rsc",
+        "http://app.example/api/cache/./invalidate",
+    ] {
+        let r = request(serve.listen, "POST", target, &[], b"{}");
+        assert_eq!(r.status, 401, "POST {target}: {}", r.text());
+        assert_eq!(r.json()["error"], "Unauthorized", "POST {target}");
+        let r = request(serve.listen, "GET", target, &[], b"");
+        assert_eq!((r.status, r.header("allow")), (405, Some("POST")), "GET {target}");
+    }
+    for target in [
+        "/api/cache/./events",
+        "/api/cache/event%73",
+        "/api//cache/x/../events/",
+    ] {
+        let r = get(serve.listen, target);
+        assert_eq!(r.status, 503, "{target}: {}", r.text());
+        assert!(r.text().contains("REDIS_URL is not set"), "{target}");
+    }
+    let beacon = br#"{"metric":"LCP","rating":"good","value":1,"pathname":"/"}"#;
+    for target in ["/api/./rum", "/api/ru%6D", "/Api/Rum/"] {
+        assert_eq!(
+            request(serve.listen, "POST", target, &[], beacon).status,
+            204,
+            "{target}"
+        );
+    }
+    // Unreadable paths that may name an owned route: 400, not forwarded.
+    for target in [
+        "/api/cache/invalidate%00",
+        "/api/cache/invalidate%",
+        "/api/rum%3Fx",
+        "/api/cache/invalidate/x//..",
+    ] {
+        let r = request(serve.listen, "POST", target, &[], b"{}");
+        assert_eq!(r.status, 400, "{target}: {}", r.text());
+        assert_eq!(r.json()["error"], "Unreadable request path", "{target}");
+    }
+    // Everything else reaches the child with its raw path.
+    for target in ["/x/../headers?q=%2F", "/./headers", "/api/cache/../../headers"] {
+        let r = get(serve.listen, target);
+        assert_eq!(r.status, 200, "{target}: {}", r.text());
+        assert_eq!(r.json()["url"], target);
+    }
+    for target in [
+        "/api/cache/other",
+        "/api/cache%2Fother",
+        "/blog/100%",
+        "/api/rumour",
+        "/%68eaders",
+    ] {
+        let r = get(serve.listen, target);
+        assert_eq!(r.status, 404, "{target}: {}", r.text());
+        assert!(r.json()["path"].is_string(), "{target}: the child did not answer");
+    }
+    let m = serve.metrics_text();
+    for needle in [
+        r#"kn_next_http_requests_total{app="docs",handler="refused",method="POST",route="other",status_class="4xx"} 4"#,
+        r#"kn_next_http_requests_total{app="docs",handler="cache_invalidate",method="POST",route="/api/cache/invalidate",status_class="4xx"} 12"#,
+        r#"kn_next_http_requests_total{app="docs",handler="rum",method="POST",route="/api/rum",status_class="2xx"} 3"#,
+    ] {
+        assert!(m.contains(needle), "missing {needle}\n{m}");
+    }
+}
+
+#[test]
 fn a_streamed_response_reaches_the_client_before_the_upstream_finishes() {
     let serve = start(Options::default());
     let s = send(serve.listen, "GET", "/stream", &[], b"");

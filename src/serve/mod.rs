@@ -19,6 +19,7 @@ pub mod auth;
 pub mod cache;
 pub mod child;
 pub mod metrics;
+pub mod path;
 pub mod proxy;
 pub mod routes;
 pub mod rum;
@@ -232,6 +233,7 @@ async fn run(args: Args) -> u8 {
     let state = Arc::new(app::State {
         token,
         cache,
+        scope: routes.scope(),
         routes,
         bucket: rum::Bucket::default(),
         metrics: metrics.clone(),
