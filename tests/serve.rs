@@ -536,6 +536,47 @@ fn owned_routes_are_answered_here_in_any_spelling_and_other_paths_forwarded_byte
 }
 
 #[test]
+fn next_internal_request_headers_are_dropped_and_what_clients_send_is_kept() {
+    let serve = start(Options::default());
+    let internal = [
+        (
+            "x-middleware-subrequest",
+            "middleware:middleware:middleware:middleware:middleware",
+        ),
+        ("x-middleware-rewrite", "/admin"),
+        ("x-middleware-next", "1"),
+        ("x-middleware-override-headers", "authorization"),
+        ("x-invoke-path", "/api/cache/invalidate"),
+        ("x-invoke-query", "%7B%7D"),
+        ("x-invoke-status", "200"),
+        ("x-matched-path", "/api/cache/invalidate"),
+        ("x-now-route-matches", "1"),
+        ("next-resume", "1"),
+        ("x-next-resume-state-length", "10"),
+    ];
+    let kept = [
+        ("rsc", "1"),
+        ("next-router-state-tree", "%5B%22%22%5D"),
+        ("next-router-prefetch", "1"),
+        ("next-router-segment-prefetch", "/_tree"),
+        ("next-action", "abc123"),
+        ("next-url", "/blog"),
+        ("x-nextjs-data", "1"),
+        ("x-middleware-prefetch", "1"),
+    ];
+    let all: Vec<(&str, &str)> = internal.iter().chain(&kept).copied().collect();
+    let r = request(serve.listen, "GET", "/headers", &all, b"");
+    assert_eq!(r.status, 200);
+    let seen = &r.json()["headers"];
+    for (name, _) in internal {
+        assert!(seen.get(name).is_none(), "{name} reached the app: {seen}");
+    }
+    for (name, value) in kept {
+        assert_eq!(seen[name], value, "{name}");
+    }
+}
+
+#[test]
 fn a_streamed_response_reaches_the_client_before_the_upstream_finishes() {
     let serve = start(Options::default());
     let s = send(serve.listen, "GET", "/stream", &[], b"");
