@@ -659,6 +659,20 @@ fn sigterm_drains_in_flight_requests_then_exits_0_with_metrics_last() {
 }
 
 #[test]
+fn a_child_exiting_143_on_our_sigterm_drained_cleanly_and_serve_exits_0() {
+    // Next.js exits 143 (128 + SIGTERM) once it has drained; any other status is the child's own.
+    for (child_code, want) in [("143", 0), ("3", 3)] {
+        let mut serve = start(Options {
+            env: vec![("SIGTERM_EXIT_CODE", child_code.to_owned())],
+            ..Options::default()
+        });
+        serve.signal(Signal::SIGTERM);
+        let (code, _) = serve.wait(Duration::from_secs(10));
+        assert_eq!(code, Some(want), "child exited {child_code}");
+    }
+}
+
+#[test]
 fn a_child_ignoring_sigterm_is_killed_at_the_cap_and_the_exit_is_nonzero() {
     let mut serve = start(Options {
         env: vec![
