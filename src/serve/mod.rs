@@ -9,7 +9,7 @@
 //! Shutdown on SIGTERM or SIGINT: stop accepting connections, forward SIGTERM to the child (Next.js
 //! drains its requests and runs its `after()` callbacks), let in-flight proxied requests finish, then
 //! close the metrics server and exit with the child's status, where 143 (128 + SIGTERM: Next.js exits
-//! so after a clean drain) counts as 0 ([`drained_code`]). `KNEXT_SHUTDOWN_GRACE_MS` (the renderer
+//! so after a clean drain) counts as 0 (`drained_code`). `KNEXT_SHUTDOWN_GRACE_MS` (the renderer
 //! injects it below the pod's grace period; default 25000) caps the whole sequence: past it the child
 //! is killed and the exit code is 1. A second signal changes nothing. A child that exits on its own
 //! ends `knext serve` with its status (128 + signal when killed by one): the pod restarts, knext

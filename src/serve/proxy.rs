@@ -3,7 +3,7 @@
 //! Bodies are never buffered: the request body streams to the child as the client sends it and the
 //! response (chunked RSC payloads, server-sent events, trailers) streams back frame by frame. Method,
 //! path, query, headers (including `Host`), status and trailers are preserved; hop-by-hop headers are
-//! dropped, so are the request headers Next.js uses only between its own parts ([`is_internal`]), and
+//! dropped, so are the request headers Next.js uses only between its own parts (`is_internal`), and
 //! `X-Forwarded-For`/`-Host`/`-Proto` are added. Until the child first accepts a connection,
 //! requests wait, bounded by `--upstream-wait-secs`, instead of failing.
 
