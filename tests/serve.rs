@@ -8,274 +8,28 @@
 #![cfg(feature = "serve")]
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::io::{BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
+use support::serve::{
+    Knext as Serve, Launch, Redis, free_addr, get, read_chunk, read_head, read_response, request, root, send,
+    send_head,
+};
 
 const TOKEN: &str = "s3cret-invalidate-token";
 
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-// ---- Redis ------------------------------------------------------------------------------------
-
-/// A private redis-server, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Self {
-        Self::start_on(free_addr().port())
-    }
-
-    fn start_on(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}): install it (apt-get install redis-server)")
-            });
-        let redis = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while redis.conn_try().is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn conn_try(&self) -> redis::RedisResult<redis::Connection> {
-        let c = redis::Client::open(self.url())?.get_connection()?;
-        Ok(c)
-    }
-
-    fn conn(&self) -> redis::Connection {
-        self.conn_try().unwrap()
-    }
-
-    fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
-        let mut c = redis::cmd(args[0]);
-        for a in &args[1..] {
-            c.arg(*a);
-        }
-        c.query(&mut self.conn()).unwrap()
-    }
-
-    /// Every key with its type and value, sorted: what "unchanged" means.
-    fn dump(&self) -> String {
-        let mut keys: Vec<String> = self.cmd(&["KEYS", "*"]);
-        keys.sort();
-        let mut out = String::new();
-        for k in keys {
-            let kind: String = self.cmd(&["TYPE", &k]);
-            let value = match kind.as_str() {
-                "string" => self.cmd::<String>(&["GET", &k]),
-                "set" => {
-                    let m: BTreeSet<String> = self.cmd(&["SMEMBERS", &k]);
-                    format!("{m:?}")
-                }
-                "list" => format!("{:?}", self.cmd::<Vec<String>>(&["LRANGE", &k, "0", "-1"])),
-                other => other.to_owned(),
-            };
-            out.push_str(&format!("{k} {kind} {value}\n"));
-        }
-        out
-    }
-
-    /// The layout the cache handler writes: two entries tagged `posts`, one tagged `users`.
-    fn seed(&self, prefix: &str) {
-        for (key, tag) in [("/blog/a", "posts"), ("/blog/b", "posts"), ("/team", "users")] {
-            let _: () = self.cmd(&[
-                "SET",
-                &format!("{prefix}:cache:{key}"),
-                &format!(r#"{{"value":"{key}"}}"#),
-            ]);
-            let _: () = self.cmd(&["SADD", &format!("{prefix}:tag:{tag}"), key]);
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// ---- HTTP client ------------------------------------------------------------------------------
-
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    trailers: Vec<(String, String)>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-}
-
-fn read_head(r: &mut impl BufRead) -> (u16, Vec<(String, String)>) {
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_else(|| panic!("no status line: {line:?}"))
-        .parse()
-        .unwrap();
-    (status, read_fields(r))
-}
-
-fn read_fields(r: &mut impl BufRead) -> Vec<(String, String)> {
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        let line = line.trim_end();
-        if line.is_empty() {
-            return headers;
-        }
-        let (k, v) = line.split_once(':').unwrap();
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-    }
-}
-
-/// Reads one chunk of a chunked body; `None` at the last chunk.
-fn read_chunk(r: &mut impl BufRead) -> Option<Vec<u8>> {
-    let mut size = String::new();
-    r.read_line(&mut size).unwrap();
-    let n = usize::from_str_radix(size.trim().split(';').next().unwrap(), 16).unwrap();
-    if n == 0 {
-        return None;
-    }
-    let mut data = vec![0; n];
-    r.read_exact(&mut data).unwrap();
-    let mut crlf = [0; 2];
-    r.read_exact(&mut crlf).unwrap();
-    Some(data)
-}
-
-fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: app.example\r\nconnection: close\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if !body.is_empty() || method == "POST" || method == "PUT" {
-        head.push_str(&format!("content-length: {}\r\n", body.len()));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    s
-}
-
-/// Sends a request's head only (the body is the caller's to write).
-fn send_head(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: app.example\r\nconnection: close\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s
-}
-
-fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-    let s = send(addr, method, path, headers, body);
-    read_response(&mut BufReader::new(s), method)
-}
-
-/// Reads one response (to a request with `method`) off a connection.
-fn read_response(r: &mut impl BufRead, method: &str) -> Response {
-    let (status, headers) = read_head(r);
-    let mut resp = Response {
-        status,
-        headers,
-        body: Vec::new(),
-        trailers: Vec::new(),
-    };
-    if method == "HEAD" || status == 204 || status == 304 {
-        return resp;
-    }
-    if resp.header("transfer-encoding") == Some("chunked") {
-        while let Some(chunk) = read_chunk(r) {
-            resp.body.extend(chunk);
-        }
-        resp.trailers = read_fields(r);
-    } else if let Some(n) = resp.header("content-length") {
-        let mut body = vec![0; n.parse().unwrap()];
-        r.read_exact(&mut body).unwrap();
-        resp.body = body;
-    } else {
-        r.read_to_end(&mut resp.body).unwrap();
-    }
-    resp
-}
-
-fn get(addr: SocketAddr, path: &str) -> Response {
-    request(addr, "GET", path, &[], b"")
-}
-
-fn invalidate(addr: SocketAddr, auth: Option<&str>, body: &str) -> Response {
+fn invalidate(addr: SocketAddr, auth: Option<&str>, body: &str) -> support::serve::Response {
     let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
     request(addr, "POST", "/api/cache/invalidate", &headers, body.as_bytes())
 }
 
-// ---- knext serve ------------------------------------------------------------------------------
-
-struct Serve {
-    child: Option<Child>,
-    listen: SocketAddr,
-    metrics: SocketAddr,
-}
+// ---- knext serve in front of tests/support/app-server.mjs ---------------------------------------
 
 struct Options<'a> {
     env: Vec<(&'a str, String)>,
@@ -297,107 +51,41 @@ impl Default for Options<'_> {
     }
 }
 
-impl Serve {
-    fn start(opts: Options<'_>) -> Self {
-        let listen = free_addr();
-        let metrics = free_addr();
-        let upstream = free_addr().port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_knext"));
-        cmd.args([
-            "serve",
-            "--listen",
-            &listen.to_string(),
-            "--metrics-addr",
-            &metrics.to_string(),
-            "--upstream-port",
-            &upstream.to_string(),
-            "--route",
-            "/blog/[slug]",
-            "--route",
-            "/",
-        ])
-        .args(&opts.args)
-        .arg("--")
-        .arg("node")
-        .arg(root().join("tests/support/app-server.mjs"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("RUST_LOG", "info")
-        .env("KN_APP_NAME", "docs")
-        // Its own process group, so Drop can take the Node child down with it.
-        .process_group(0)
-        .stdout(Stdio::null())
-        .stderr(opts.log.map_or_else(Stdio::null, Stdio::from));
-        for (k, v) in &opts.env {
-            cmd.env(k, v);
-        }
-        let serve = Self {
-            child: Some(cmd.spawn().unwrap()),
-            listen,
-            metrics,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(listen).is_err() || TcpStream::connect(metrics).is_err() {
-            assert!(Instant::now() < deadline, "knext serve did not start listening");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if opts.wait_ready {
-            assert_eq!(get(listen, "/api/health").status, 200);
-        }
-        serve
+fn start(opts: Options<'_>) -> Serve {
+    let mut env = vec![
+        ("RUST_LOG", "info".to_owned()),
+        ("KN_APP_NAME", "docs".to_owned()),
+    ];
+    env.extend(opts.env);
+    let mut args: Vec<String> = ["--route", "/blog/[slug]", "--route", "/"]
+        .map(str::to_owned)
+        .to_vec();
+    args.extend(opts.args);
+    let serve = Serve::start(Launch {
+        dir: root(),
+        args,
+        command: vec!["node".into(), root().join("tests/support/app-server.mjs").into()],
+        env,
+        log: None,
+        stderr: opts.log,
+    });
+    if opts.wait_ready {
+        assert_eq!(get(serve.listen, "/api/health").status, 200);
     }
-
-    fn with_redis(redis: &Redis, extra: Vec<(&'static str, String)>) -> Self {
-        let mut env = vec![
-            ("REDIS_URL", redis.url()),
-            ("REDIS_KEY_PREFIX", "app".to_owned()),
-            ("CACHE_INVALIDATE_TOKEN", TOKEN.to_owned()),
-        ];
-        env.extend(extra);
-        Self::start(Options {
-            env,
-            ..Options::default()
-        })
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.as_ref().unwrap().id() as i32)
-    }
-
-    fn signal(&self, s: Signal) {
-        kill(self.pid(), s).unwrap();
-    }
-
-    /// Waits for the exit (at most `limit`); returns the code and how long it took.
-    fn wait(&mut self, limit: Duration) -> (Option<i32>, Duration) {
-        let started = Instant::now();
-        let mut child = self.child.take().unwrap();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return (status.code(), started.elapsed());
-            }
-            if started.elapsed() > limit {
-                let _ = child.kill();
-                panic!("knext serve did not exit within {limit:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn metrics_text(&self) -> String {
-        get(self.metrics, "/metrics").text()
-    }
+    serve
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // The whole group: knext serve and the Node child (SIGKILL leaves knext serve no chance to
-            // stop it).
-            let _ = kill(Pid::from_raw(-(c.id() as i32)), Signal::SIGKILL);
-            let _ = c.wait();
-        }
-    }
+fn with_redis(redis: &Redis, extra: Vec<(&'static str, String)>) -> Serve {
+    let mut env = vec![
+        ("REDIS_URL", redis.url()),
+        ("REDIS_KEY_PREFIX", "app".to_owned()),
+        ("CACHE_INVALIDATE_TOKEN", TOKEN.to_owned()),
+    ];
+    env.extend(extra);
+    start(Options {
+        env,
+        ..Options::default()
+    })
 }
 
 // ---- tests ------------------------------------------------------------------------------------
@@ -406,7 +94,7 @@ impl Drop for Serve {
 fn unauthenticated_requests_never_change_redis_and_the_right_token_invalidates() {
     let redis = Redis::start();
     redis.seed("app");
-    let serve = Serve::with_redis(&redis, vec![]);
+    let serve = with_redis(&redis, vec![]);
     let before = redis.dump();
     let body = r#"{"tag":"posts"}"#;
     let wrong_same_length = "x".repeat(TOKEN.len());
@@ -537,7 +225,7 @@ fn an_unset_or_empty_token_refuses_every_request() {
         if let Some(t) = token {
             env.push(("CACHE_INVALIDATE_TOKEN", t.to_owned()));
         }
-        let serve = Serve::start(Options {
+        let serve = start(Options {
             env,
             ..Options::default()
         });
@@ -580,7 +268,7 @@ fn a_token_with_a_trailing_newline_is_warned_about_without_showing_it() {
     let bearer = format!("Bearer {TOKEN}");
     let whitespace_warnings = |token: String| {
         let log = tempfile::NamedTempFile::new().unwrap();
-        let serve = Serve::start(Options {
+        let serve = start(Options {
             env: vec![
                 ("REDIS_URL", redis.url()),
                 ("REDIS_KEY_PREFIX", "app".to_owned()),
@@ -631,7 +319,7 @@ fn a_token_with_a_trailing_newline_is_warned_about_without_showing_it() {
 fn redis_unreachable_answers_503_never_200_and_never_its_error() {
     let closed = free_addr();
     let log = tempfile::NamedTempFile::new().unwrap();
-    let serve = Serve::start(Options {
+    let serve = start(Options {
         env: vec![
             ("REDIS_URL", format!("redis://{closed}/0")),
             ("CACHE_INVALIDATE_TOKEN", TOKEN.to_owned()),
@@ -694,7 +382,7 @@ fn redis_unreachable_answers_503_never_200_and_never_its_error() {
     }
 
     // No REDIS_URL at all: 503 as well, with its own fixed sentence.
-    let serve = Serve::start(Options {
+    let serve = start(Options {
         env: vec![("CACHE_INVALIDATE_TOKEN", TOKEN.to_owned())],
         ..Options::default()
     });
@@ -709,7 +397,7 @@ fn redis_unreachable_answers_503_never_200_and_never_its_error() {
 #[test]
 fn a_502_says_nothing_of_the_upstream_error_and_the_log_has_it() {
     let log = tempfile::NamedTempFile::new().unwrap();
-    let serve = Serve::start(Options {
+    let serve = start(Options {
         log: Some(log.reopen().unwrap()),
         ..Options::default()
     });
@@ -732,7 +420,7 @@ fn reading_cache_events_is_rate_limited_apart_from_rum_and_delete() {
     use knext::serve::rum::{EVENTS_BURST, EVENTS_REFILL_PER_SEC, retry_after_secs};
 
     let redis = Redis::start();
-    let serve = Serve::with_redis(&redis, vec![]);
+    let serve = with_redis(&redis, vec![]);
     let started = Instant::now();
     let mut answered = 0;
     let refused = loop {
@@ -794,7 +482,7 @@ fn redis_coming_back_is_picked_up_without_a_restart() {
     let port = redis.port;
     let url = redis.url();
     drop(redis);
-    let serve = Serve::start(Options {
+    let serve = start(Options {
         env: vec![
             ("REDIS_URL", url),
             ("REDIS_KEY_PREFIX", "app".to_owned()),
@@ -819,7 +507,7 @@ fn redis_coming_back_is_picked_up_without_a_restart() {
 
 #[test]
 fn rum_rejects_every_bad_beacon_and_keeps_labels_bounded() {
-    let serve = Serve::start(Options::default());
+    let serve = start(Options::default());
     let beacon =
         |path: &str| format!(r#"{{"metric":"LCP","rating":"good","value":1800,"pathname":"{path}"}}"#);
     let post = |body: &[u8]| {
@@ -897,7 +585,7 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 
 #[test]
 fn rum_values_over_a_vitals_ceiling_are_refused_and_the_sum_stays_finite() {
-    let serve = Serve::start(Options::default());
+    let serve = start(Options::default());
     let post = |metric: &str, value: &str| {
         let body = format!(r#"{{"metric":"{metric}","rating":"poor","value":{value},"pathname":"/"}}"#);
         request(serve.listen, "POST", "/api/rum", &[], body.as_bytes()).status
@@ -935,7 +623,7 @@ fn rum_values_over_a_vitals_ceiling_are_refused_and_the_sum_stays_finite() {
 
 #[test]
 fn the_proxy_preserves_requests_and_responses() {
-    let serve = Serve::start(Options {
+    let serve = start(Options {
         env: vec![("CACHE_INVALIDATE_TOKEN", TOKEN.to_owned())],
         ..Options::default()
     });
@@ -997,8 +685,131 @@ fn the_proxy_preserves_requests_and_responses() {
 }
 
 #[test]
+fn owned_routes_are_answered_here_in_any_spelling_and_other_paths_forwarded_byte_for_byte() {
+    let serve = start(Options {
+        env: vec![("CACHE_INVALIDATE_TOKEN", TOKEN.to_owned())],
+        ..Options::default()
+    });
+    // The child answers 404 {"path"} to all of these: only knext serve answers 401/405/503/204.
+    for target in [
+        "/api/cache/./invalidate",
+        "/api/x/../cache/invalidate",
+        "/api/cache%2Finvalidate",
+        "/api/cache/invalidat%65",
+        "/%61pi/cache/invalidate",
+        "//api//cache//invalidate",
+        "/api/x/%2E%2E/cache/invalidate",
+        "/api/cache/%252e/invalidate",
+        "/api\\cache\\invalidate",
+        "/API/CACHE/INVALIDATE/",
+        "/api/cache/invalidate.rsc",
+        "http://app.example/api/cache/./invalidate",
+    ] {
+        let r = request(serve.listen, "POST", target, &[], b"{}");
+        assert_eq!(r.status, 401, "POST {target}: {}", r.text());
+        assert_eq!(r.json()["error"], "Unauthorized", "POST {target}");
+        let r = request(serve.listen, "GET", target, &[], b"");
+        assert_eq!((r.status, r.header("allow")), (405, Some("POST")), "GET {target}");
+    }
+    for target in [
+        "/api/cache/./events",
+        "/api/cache/event%73",
+        "/api//cache/x/../events/",
+    ] {
+        let r = get(serve.listen, target);
+        assert_eq!(r.status, 503, "{target}: {}", r.text());
+        assert!(r.text().contains("REDIS_URL is not set"), "{target}");
+    }
+    let beacon = br#"{"metric":"LCP","rating":"good","value":1,"pathname":"/"}"#;
+    for target in ["/api/./rum", "/api/ru%6D", "/Api/Rum/"] {
+        assert_eq!(
+            request(serve.listen, "POST", target, &[], beacon).status,
+            204,
+            "{target}"
+        );
+    }
+    // Unreadable paths that may name an owned route: 400, not forwarded.
+    for target in [
+        "/api/cache/invalidate%00",
+        "/api/cache/invalidate%",
+        "/api/rum%3Fx",
+        "/api/cache/invalidate/x//..",
+    ] {
+        let r = request(serve.listen, "POST", target, &[], b"{}");
+        assert_eq!(r.status, 400, "{target}: {}", r.text());
+        assert_eq!(r.json()["error"], "Unreadable request path", "{target}");
+    }
+    // Everything else reaches the child with its raw path.
+    for target in ["/x/../headers?q=%2F", "/./headers", "/api/cache/../../headers"] {
+        let r = get(serve.listen, target);
+        assert_eq!(r.status, 200, "{target}: {}", r.text());
+        assert_eq!(r.json()["url"], target);
+    }
+    for target in [
+        "/api/cache/other",
+        "/api/cache%2Fother",
+        "/blog/100%",
+        "/api/rumour",
+        "/%68eaders",
+    ] {
+        let r = get(serve.listen, target);
+        assert_eq!(r.status, 404, "{target}: {}", r.text());
+        assert!(r.json()["path"].is_string(), "{target}: the child did not answer");
+    }
+    let m = serve.metrics_text();
+    for needle in [
+        r#"kn_next_http_requests_total{app="docs",handler="refused",method="POST",route="other",status_class="4xx"} 4"#,
+        r#"kn_next_http_requests_total{app="docs",handler="cache_invalidate",method="POST",route="/api/cache/invalidate",status_class="4xx"} 12"#,
+        r#"kn_next_http_requests_total{app="docs",handler="rum",method="POST",route="/api/rum",status_class="2xx"} 3"#,
+    ] {
+        assert!(m.contains(needle), "missing {needle}\n{m}");
+    }
+}
+
+#[test]
+fn next_internal_request_headers_are_dropped_and_what_clients_send_is_kept() {
+    let serve = start(Options::default());
+    let internal = [
+        (
+            "x-middleware-subrequest",
+            "middleware:middleware:middleware:middleware:middleware",
+        ),
+        ("x-middleware-rewrite", "/admin"),
+        ("x-middleware-next", "1"),
+        ("x-middleware-override-headers", "authorization"),
+        ("x-invoke-path", "/api/cache/invalidate"),
+        ("x-invoke-query", "%7B%7D"),
+        ("x-invoke-status", "200"),
+        ("x-matched-path", "/api/cache/invalidate"),
+        ("x-now-route-matches", "1"),
+        ("next-resume", "1"),
+        ("x-next-resume-state-length", "10"),
+    ];
+    let kept = [
+        ("rsc", "1"),
+        ("next-router-state-tree", "%5B%22%22%5D"),
+        ("next-router-prefetch", "1"),
+        ("next-router-segment-prefetch", "/_tree"),
+        ("next-action", "abc123"),
+        ("next-url", "/blog"),
+        ("x-nextjs-data", "1"),
+        ("x-middleware-prefetch", "1"),
+    ];
+    let all: Vec<(&str, &str)> = internal.iter().chain(&kept).copied().collect();
+    let r = request(serve.listen, "GET", "/headers", &all, b"");
+    assert_eq!(r.status, 200);
+    let seen = &r.json()["headers"];
+    for (name, _) in internal {
+        assert!(seen.get(name).is_none(), "{name} reached the app: {seen}");
+    }
+    for (name, value) in kept {
+        assert_eq!(seen[name], value, "{name}");
+    }
+}
+
+#[test]
 fn a_streamed_response_reaches_the_client_before_the_upstream_finishes() {
-    let serve = Serve::start(Options::default());
+    let serve = start(Options::default());
     let s = send(serve.listen, "GET", "/stream", &[], b"");
     let mut r = BufReader::new(s);
     let (status, headers) = read_head(&mut r);
@@ -1028,7 +839,7 @@ fn a_streamed_response_reaches_the_client_before_the_upstream_finishes() {
 
 #[test]
 fn requests_wait_for_a_slow_starting_app_instead_of_failing() {
-    let serve = Serve::start(Options {
+    let serve = start(Options {
         env: vec![("START_DELAY_MS", "1500".to_owned())],
         wait_ready: false,
         ..Options::default()
@@ -1067,7 +878,7 @@ fn closed_within(mut s: &TcpStream, within: Duration) -> bool {
 fn slow_silent_and_idle_clients_are_disconnected_but_bodies_take_their_time() {
     let timeout = Duration::from_secs(1);
     let log = tempfile::NamedTempFile::new().unwrap();
-    let serve = Serve::start(Options {
+    let serve = start(Options {
         args: vec!["--header-read-timeout-secs".into(), "1".into()],
         log: Some(log.reopen().unwrap()),
         ..Options::default()
@@ -1129,7 +940,7 @@ fn slow_silent_and_idle_clients_are_disconnected_but_bodies_take_their_time() {
 
 #[test]
 fn connections_past_the_cap_wait_for_a_free_slot() {
-    let serve = Serve::start(Options {
+    let serve = start(Options {
         args: vec!["--max-connections".into(), "2".into()],
         ..Options::default()
     });
@@ -1161,7 +972,7 @@ fn connections_past_the_cap_wait_for_a_free_slot() {
 
 #[test]
 fn sigterm_drains_in_flight_requests_then_exits_0_with_metrics_last() {
-    let mut serve = Serve::start(Options::default());
+    let mut serve = start(Options::default());
     let listen = serve.listen;
     let slow = std::thread::spawn(move || {
         let started = Instant::now();
@@ -1196,8 +1007,22 @@ fn sigterm_drains_in_flight_requests_then_exits_0_with_metrics_last() {
 }
 
 #[test]
+fn a_child_exiting_143_on_our_sigterm_drained_cleanly_and_serve_exits_0() {
+    // Next.js exits 143 (128 + SIGTERM) once it has drained; any other status is the child's own.
+    for (child_code, want) in [("143", 0), ("3", 3)] {
+        let mut serve = start(Options {
+            env: vec![("SIGTERM_EXIT_CODE", child_code.to_owned())],
+            ..Options::default()
+        });
+        serve.signal(Signal::SIGTERM);
+        let (code, _) = serve.wait(Duration::from_secs(10));
+        assert_eq!(code, Some(want), "child exited {child_code}");
+    }
+}
+
+#[test]
 fn a_child_ignoring_sigterm_is_killed_at_the_cap_and_the_exit_is_nonzero() {
-    let mut serve = Serve::start(Options {
+    let mut serve = start(Options {
         env: vec![
             ("IGNORE_SIGTERM", "1".to_owned()),
             ("KNEXT_SHUTDOWN_GRACE_MS", "1000".to_owned()),
@@ -1223,7 +1048,7 @@ fn a_child_ignoring_sigterm_is_killed_at_the_cap_and_the_exit_is_nonzero() {
 
 #[test]
 fn a_child_that_exits_on_its_own_ends_serve_with_its_status() {
-    let mut serve = Serve::start(Options::default());
+    let mut serve = start(Options::default());
     let _ = std::panic::catch_unwind(|| get(serve.listen, "/exit/3"));
     let (code, _) = serve.wait(Duration::from_secs(10));
     assert_eq!(code, Some(3));
@@ -1233,7 +1058,7 @@ fn a_child_that_exits_on_its_own_ends_serve_with_its_status() {
 fn the_rendered_cache_handler_and_serve_close_the_loop() {
     let redis = Redis::start();
     let handler = root().join("generated/next/cache-handler.cjs");
-    let serve = Serve::with_redis(
+    let serve = with_redis(
         &redis,
         vec![("KNEXT_CACHE_HANDLER", handler.to_string_lossy().into_owned())],
     );
@@ -1296,8 +1121,8 @@ fn children(pid: u32) -> Vec<(u32, char)> {
 
 #[test]
 fn orphans_the_app_leaves_behind_are_reaped() {
-    let serve = Serve::start(Options::default());
-    let pid = serve.child.as_ref().unwrap().id();
+    let serve = start(Options::default());
+    let pid = serve.pid().as_raw() as u32;
     for _ in 0..3 {
         assert_eq!(get(serve.listen, "/orphan").status, 200);
     }

@@ -6,7 +6,12 @@
 //! | `/api/cache/events` | GET/HEAD (read-only), DELETE (else 405) | GET/HEAD: token bucket; DELETE: the same Bearer token |
 //! | `/api/rum` | POST (else 405) | none; token bucket, size cap, strict allow-lists |
 //!
-//! A trailing slash names the same route. Authentication comes before the body is read, so a refused
+//! Ownership is decided on the path as the Next.js server may read it ([`super::path`]): percent-
+//! decoded, dot segments removed, slashes collapsed, case ignored, `basePath`, locale, data-route and
+//! `.rsc`-style decorations stripped. Every spelling that names an owned route gets the owned answer
+//! (as the canonical spelling would); a path that cannot be read unambiguously and might name one
+//! (malformed escapes, encoded control characters, dot segments that parsers resolve differently)
+//! gets 400; neither is ever forwarded. Authentication comes before the body is read, so a refused
 //! request costs a header comparison and nothing else. Error bodies are fixed sentences: what went
 //! wrong underneath (Redis's error text, the upstream's) goes to the log, never to the client.
 
@@ -22,8 +27,9 @@ use serde_json::json;
 use super::auth::Token;
 use super::cache::{self, Cache, CacheError};
 use super::metrics::{Handler, InFlight, Metrics, method_label};
+use super::path::{self, Scope, Verdict};
 use super::proxy::{ProxyError, Upstream};
-use super::routes::Routes;
+use super::routes::{self, Routes};
 use super::rum::{self, Bucket, Rejection};
 
 /// The response body: the child's, streamed, or one of ours.
@@ -69,6 +75,8 @@ pub struct State {
     pub cache: Cache,
     /// The app's routes (metric labels).
     pub routes: Routes,
+    /// Where the app's routes sit (`basePath`, locales): owned routes are recognised under them too.
+    pub scope: Scope,
     /// The RUM rate limit.
     pub bucket: Bucket,
     /// The rate limit of reading the cache events (`GET`/`HEAD /api/cache/events`).
@@ -110,13 +118,19 @@ fn empty(status: StatusCode) -> Response<Body> {
     r
 }
 
-/// Which owned route a path names, if any.
-fn owned(path: &str) -> Option<(Handler, &'static str)> {
-    match path.strip_suffix('/').unwrap_or(path) {
-        "/api/cache/invalidate" => Some((Handler::cache_invalidate, "/api/cache/invalidate")),
-        "/api/cache/events" => Some((Handler::cache_events, "/api/cache/events")),
-        "/api/rum" => Some((Handler::rum, "/api/rum")),
-        _ => None,
+/// The routes `knext serve` owns, in their canonical spelling (also their metric label).
+const OWNED: [(Handler, &str); 3] = [
+    (Handler::cache_invalidate, "/api/cache/invalidate"),
+    (Handler::cache_events, "/api/cache/events"),
+    (Handler::rum, "/api/rum"),
+];
+
+/// Who answers a request path, and its route label: the one ownership decision.
+fn owner<'a>(path: &str, scope: &Scope, routes: &'a Routes) -> (Handler, &'a str) {
+    match path::classify(path, &OWNED.map(|(_, route)| route), scope) {
+        Verdict::Owned(i) => OWNED.get(i).copied().unwrap_or((Handler::refused, routes::OTHER)),
+        Verdict::Refused => (Handler::refused, routes::OTHER),
+        Verdict::Forward => (Handler::proxy, routes.template(path)),
     }
 }
 
@@ -138,15 +152,13 @@ impl State {
     pub async fn handle(&self, req: Request<Incoming>, peer: std::net::SocketAddr) -> Response<Body> {
         let started = Instant::now();
         let method = method_label(req.method());
-        let (handler, route) = match owned(req.uri().path()) {
-            Some((h, r)) => (h, r),
-            None => (Handler::proxy, self.routes.template(req.uri().path())),
-        };
+        let (handler, route) = owner(req.uri().path(), &self.scope, &self.routes);
         let in_flight = self.metrics.enter(handler);
         let response = match handler {
             Handler::cache_invalidate => self.invalidate(req).await,
             Handler::cache_events => self.events(req).await,
             Handler::rum => self.rum(req).await,
+            Handler::refused => error(StatusCode::BAD_REQUEST, "Unreadable request path"),
             Handler::proxy => match self.upstream.forward(req, peer).await {
                 Ok(r) => r.map(|inner| {
                     Either::Left(Streamed {
@@ -315,6 +327,7 @@ mod tests {
                 timeout: Duration::from_millis(10),
             })
             .unwrap(),
+            scope: Scope::default(),
             routes: Routes::new(["/"], "").unwrap(),
             bucket: Bucket::new(rum::BURST, rum::REFILL_PER_SEC, now),
             events_bucket: Bucket::events(now),
@@ -360,28 +373,47 @@ mod tests {
     }
 
     #[test]
-    fn owned_routes_with_and_without_trailing_slash() {
-        assert_eq!(
-            owned("/api/cache/invalidate").map(|o| o.0),
-            Some(Handler::cache_invalidate)
-        );
-        assert_eq!(
-            owned("/api/cache/invalidate/").map(|o| o.0),
-            Some(Handler::cache_invalidate)
-        );
-        assert_eq!(
-            owned("/api/cache/events").map(|o| o.0),
-            Some(Handler::cache_events)
-        );
-        assert_eq!(owned("/api/rum/").map(|o| o.0), Some(Handler::rum));
-        for other in [
-            "/",
-            "/api/cache",
-            "/api/cache/invalidate/x",
-            "/api/rumx",
-            "/API/rum",
+    fn owned_routes_in_any_spelling_and_everything_else_proxied() {
+        let routes = Routes::new(["/", "/blog/[slug]"], "").unwrap();
+        let scope = Scope::default();
+        let who = |p: &str| owner(p, &scope, &routes);
+        for (path, handler, route) in [
+            (
+                "/api/cache/invalidate",
+                Handler::cache_invalidate,
+                "/api/cache/invalidate",
+            ),
+            (
+                "/api/cache/invalidate/",
+                Handler::cache_invalidate,
+                "/api/cache/invalidate",
+            ),
+            (
+                "/api/cache/./invalidate",
+                Handler::cache_invalidate,
+                "/api/cache/invalidate",
+            ),
+            (
+                "/api/x/../cache/invalidate",
+                Handler::cache_invalidate,
+                "/api/cache/invalidate",
+            ),
+            (
+                "/%61pi/cache/invalidat%65",
+                Handler::cache_invalidate,
+                "/api/cache/invalidate",
+            ),
+            ("/api/cache/events", Handler::cache_events, "/api/cache/events"),
+            ("/API/rum/", Handler::rum, "/api/rum"),
+            ("/api/cache/invalidate%00", Handler::refused, routes::OTHER),
+            ("/api/rum%", Handler::refused, routes::OTHER),
+            ("/", Handler::proxy, "/"),
+            ("/blog/x", Handler::proxy, "/blog/[slug]"),
+            ("/api/cache", Handler::proxy, routes::OTHER),
+            ("/api/cache/invalidate/x", Handler::proxy, routes::OTHER),
+            ("/api/rumx", Handler::proxy, routes::OTHER),
         ] {
-            assert_eq!(owned(other), None, "{other}");
+            assert_eq!(who(path), (handler, route), "{path}");
         }
     }
 }

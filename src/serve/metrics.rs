@@ -22,6 +22,9 @@ pub enum Handler {
     cache_events,
     /// `POST /api/rum`.
     rum,
+    /// A path that cannot be read unambiguously and may name an owned route: 400, never forwarded
+    /// ([`super::path`]).
+    refused,
 }
 
 /// The web vitals the RUM beacon accepts.

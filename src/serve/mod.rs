@@ -14,7 +14,8 @@
 //!
 //! Shutdown on SIGTERM or SIGINT: stop accepting connections, forward SIGTERM to the child (Next.js
 //! drains its requests and runs its `after()` callbacks), let in-flight proxied requests finish, then
-//! close the metrics server and exit with the child's status. `KNEXT_SHUTDOWN_GRACE_MS` (the renderer
+//! close the metrics server and exit with the child's status, where 143 (128 + SIGTERM: Next.js exits
+//! so after a clean drain) counts as 0 (`drained_code`). `KNEXT_SHUTDOWN_GRACE_MS` (the renderer
 //! injects it below the pod's grace period; default 25000) caps the whole sequence: past it the child
 //! is killed and the exit code is 1. A second signal changes nothing. A child that exits on its own
 //! ends `knext serve` with its status (128 + signal when killed by one): the pod restarts, knext
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod cache;
 pub mod child;
 pub mod metrics;
+pub mod path;
 pub mod proxy;
 pub mod routes;
 pub mod rum;
@@ -298,6 +300,7 @@ async fn run(args: Args) -> u8 {
     let state = Arc::new(app::State {
         token,
         cache,
+        scope: routes.scope(),
         routes,
         bucket: rum::Bucket::default(),
         events_bucket: rum::Bucket::events(Instant::now()),
@@ -369,7 +372,7 @@ async fn drain(
                 code = &mut both => {
                     metrics.child_exited();
                     tracing::info!(code, "drained");
-                    return code;
+                    return drained_code(code);
                 }
                 _ = term.recv() => tracing::info!("signal during shutdown ignored: already draining"),
                 _ = int.recv() => tracing::info!("signal during shutdown ignored: already draining"),
@@ -385,6 +388,19 @@ async fn drain(
     let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
     metrics.child_exited();
     1
+}
+
+/// The exit code of `knext serve` for a child that exited with `code` after the SIGTERM `knext serve`
+/// sent it. Node.js servers report a shutdown on SIGTERM as 128 + 15 even when it drained cleanly
+/// (Next.js 16: `process.exit(143)` in `next/dist/server/lib/start-server.js`), and a child the
+/// signal killed reads the same: either is the end `knext serve` asked for, so 0. Anything else is
+/// the child's own status.
+fn drained_code(code: u8) -> u8 {
+    if i32::from(code) == 128 + Signal::SIGTERM as i32 {
+        0
+    } else {
+        code
+    }
 }
 
 fn signals() -> std::io::Result<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
@@ -546,6 +562,15 @@ mod tests {
                 "{zero} 0"
             );
         }
+    }
+
+    #[test]
+    fn a_child_ending_on_our_sigterm_is_a_clean_drain() {
+        assert_eq!(drained_code(143), 0);
+        assert_eq!(drained_code(0), 0);
+        assert_eq!(drained_code(1), 1);
+        assert_eq!(drained_code(137), 137);
+        assert_eq!(drained_code(130), 130);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Bodies are never buffered: the request body streams to the child as the client sends it and the
 //! response (chunked RSC payloads, server-sent events, trailers) streams back frame by frame. Method,
 //! path, query, headers (including `Host`), status and trailers are preserved; hop-by-hop headers are
-//! dropped and `X-Forwarded-For`/`-Host`/`-Proto` added. Until the child first accepts a connection,
+//! dropped, so are the request headers Next.js uses only between its own parts (`is_internal`), and
+//! `X-Forwarded-For`/`-Host`/`-Proto` are added. Until the child first accepts a connection,
 //! requests wait, bounded by `--upstream-wait-secs`, instead of failing.
 
 use std::net::SocketAddr;
@@ -79,6 +80,44 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Internal request headers with no prefix rule of their own.
+const INTERNAL: [&str; 4] = [
+    "x-matched-path",
+    "x-now-route-matches",
+    "next-resume",
+    "x-next-resume-state-length",
+];
+
+/// Whether `name` is a request header only Next.js itself sets between its own parts (or the platform
+/// in front of it sets in minimal mode), which no client legitimately sends and which some Next.js
+/// version honoured from outside:
+/// - `x-middleware-*` (but `x-middleware-prefetch`, which the pages router's client sends):
+///   `x-middleware-subrequest` made Next.js skip the app's middleware (CVE-2025-29927, before
+///   15.2.3/14.2.25); the others are middleware results (`-rewrite`, `-next`, `-override-headers`, …);
+/// - `x-invoke-*`: the router-to-render-worker request of Next.js 13.4-14 (path, query, status);
+/// - `x-matched-path`, `x-now-route-matches`: minimal mode's route, the latter poisoning the cache of
+///   pages-router routes (CVE-2024-46982, before 14.2.10/13.5.7);
+/// - `next-resume`, `x-next-resume-state-length`: minimal mode's partial-prerender resume (a
+///   denial of service from outside before 16.2.5/15.5.16).
+///
+/// Next.js 16.4.6 drops most of these itself (`INTERNAL_HEADERS`, `server/lib/server-ipc/utils.js`)
+/// unless `NEXT_PRIVATE_TEST_HEADERS` is set; `knext serve` drops them whatever the app's version.
+/// What clients do send stays: `rsc`, `next-router-*`, `next-action`, `x-nextjs-data`, `next-url`.
+fn is_internal(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    (n.starts_with("x-middleware-") && n != "x-middleware-prefetch")
+        || n.starts_with("x-invoke-")
+        || INTERNAL.contains(&n)
+}
+
+/// Removes [`is_internal`] headers.
+fn strip_internal(headers: &mut HeaderMap) {
+    let internal: Vec<HeaderName> = headers.keys().filter(|n| is_internal(n)).cloned().collect();
+    for n in internal {
+        headers.remove(n);
+    }
+}
+
 /// Adds `X-Forwarded-For` (appended), and `X-Forwarded-Host`/`-Proto` unless an earlier proxy (the
 /// queue-proxy, the ingress) set them.
 fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr) {
@@ -148,6 +187,7 @@ impl Upstream {
             .map_err(|_| ProxyError::Upstream)?;
         parts.version = http::Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
+        strip_internal(&mut parts.headers);
         add_forwarded(&mut parts.headers, peer);
         let mut response = self
             .client
@@ -190,6 +230,47 @@ mod tests {
         left.sort_unstable();
         assert_eq!(left, ["authorization", "cookie", "te", "trailer"]);
         assert_eq!(h[header::TE], "trailers");
+    }
+
+    #[test]
+    fn internal_next_headers_go_and_what_clients_send_stays() {
+        let mut h = HeaderMap::new();
+        let internal = [
+            "x-middleware-subrequest",
+            "x-middleware-subrequest-id",
+            "x-middleware-rewrite",
+            "x-middleware-next",
+            "x-middleware-override-headers",
+            "x-middleware-request-cookie",
+            "x-invoke-path",
+            "x-invoke-query",
+            "x-invoke-status",
+            "x-matched-path",
+            "x-now-route-matches",
+            "next-resume",
+            "x-next-resume-state-length",
+        ];
+        let kept = [
+            "rsc",
+            "next-router-state-tree",
+            "next-router-prefetch",
+            "next-router-segment-prefetch",
+            "next-action",
+            "next-url",
+            "x-nextjs-data",
+            "x-middleware-prefetch",
+            "x-forwarded-for",
+            "x-custom",
+        ];
+        for n in internal.iter().chain(&kept) {
+            h.append(HeaderName::from_static(n), HeaderValue::from_static("1"));
+        }
+        strip_internal(&mut h);
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        let mut want = kept.to_vec();
+        want.sort_unstable();
+        assert_eq!(left, want);
     }
 
     #[test]

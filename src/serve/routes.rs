@@ -100,6 +100,7 @@ impl Pattern {
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
     base_path: String,
+    locales: Vec<String>,
     statics: HashSet<String>,
     dynamics: Vec<Pattern>,
 }
@@ -124,8 +125,8 @@ impl Routes {
         Ok(routes)
     }
 
-    /// Routes from a Next.js `routes-manifest.json` (its `basePath`, `staticRoutes[].page` and
-    /// `dynamicRoutes[].page`) plus `extra` patterns.
+    /// Routes from a Next.js `routes-manifest.json` (its `basePath`, `i18n.locales`,
+    /// `staticRoutes[].page` and `dynamicRoutes[].page`) plus `extra` patterns.
     pub fn from_manifest(text: &str, extra: &[String]) -> Result<Self, String> {
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -133,9 +134,16 @@ impl Routes {
             #[serde(default)]
             base_path: String,
             #[serde(default)]
+            i18n: Option<I18n>,
+            #[serde(default)]
             static_routes: Vec<Route>,
             #[serde(default)]
             dynamic_routes: Vec<Route>,
+        }
+        #[derive(serde::Deserialize)]
+        struct I18n {
+            #[serde(default)]
+            locales: Vec<String>,
         }
         #[derive(serde::Deserialize)]
         struct Route {
@@ -149,7 +157,9 @@ impl Routes {
             .chain(&m.dynamic_routes)
             .map(|r| r.page.as_str())
             .chain(extra.iter().map(String::as_str));
-        Self::new(pages, &m.base_path)
+        let mut routes = Self::new(pages, &m.base_path)?;
+        routes.locales = m.i18n.map(|i| i.locales).unwrap_or_default();
+        Ok(routes)
     }
 
     /// Routes from the manifest at `path` when it exists, plus `extra` patterns.
@@ -161,6 +171,11 @@ impl Routes {
             }
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         }
+    }
+
+    /// Where the app's routes sit (its `basePath` and i18n locales), for [`super::path::classify`].
+    pub fn scope(&self) -> super::path::Scope {
+        super::path::Scope::new(&self.base_path, &self.locales)
     }
 
     /// Number of patterns (the label set is at most this plus `other`).
@@ -284,6 +299,12 @@ mod tests {
         assert_eq!(r.template("/app/extra/1"), "/extra/[x]");
         assert_eq!(r.template("/about"), OTHER);
         assert_eq!(r.template("/application"), OTHER);
+        assert_eq!(r.scope(), super::super::path::Scope::new("/app", &[]));
+        let with_locales = r#"{"basePath":"","i18n":{"locales":["en","fr"],"defaultLocale":"en"}}"#;
+        assert_eq!(
+            Routes::from_manifest(with_locales, &[]).unwrap().scope(),
+            super::super::path::Scope::new("", &["en".to_owned(), "fr".to_owned()])
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //   GET  /exit/N                exits with code N
 //   GET  /drop                  closes the connection without answering
 // Env: START_DELAY_MS (listen later), IGNORE_SIGTERM=1 (stay up on SIGTERM), else SIGTERM closes the
-// server, waits for in-flight requests and exits 0.
+// server, waits for in-flight requests and exits SIGTERM_EXIT_CODE (default 0; Next.js exits 143).
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { createRequire } from 'node:module';
@@ -102,7 +102,7 @@ const server = http.createServer(async (req, res) => {
 
 process.on('SIGTERM', () => {
   if (process.env.IGNORE_SIGTERM === '1') return;
-  server.close(() => process.exit(0));
+  server.close(() => process.exit(Number(process.env.SIGTERM_EXIT_CODE ?? 0)));
   server.closeIdleConnections();
 });
 
