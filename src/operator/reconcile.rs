@@ -2,7 +2,9 @@
 //!
 //! - **validate** with the one validator ([`crate::policy::validate`]). On failure: `Ready=False`,
 //!   `Degraded=True` with reason `InvalidImage` or `InvalidSpec`, a Warning event with the full message,
-//!   nothing applied, and no requeue (the next change of the NextApp triggers the next pass).
+//!   nothing applied, and no requeue (the next change of the NextApp triggers the next pass). Each
+//!   warning becomes a Warning event (reason: the problem's, note `path: message`) once per generation:
+//!   only while the status has not observed the NextApp's generation yet.
 //! - **render** with the same renderers as the CLI and build.rs, with controller owner references to
 //!   the NextApp (so deleting it garbage-collects the children).
 //! - **inspect** the three child names (Knative Service, ServiceAccount, NetworkPolicy) with one
@@ -37,7 +39,7 @@ use super::metrics::Metrics;
 use super::ownership::{self, Child, Holders, Prune};
 use super::status::{self, KnativeStatus, Observed};
 use crate::api::{self, NextApp, NextAppStatus, reasons};
-use crate::policy::{self, Severity};
+use crate::policy::{self, Report, Severity};
 use crate::render::{self, Manifest, RenderOptions};
 
 /// Name the operator reports events as.
@@ -48,6 +50,9 @@ pub const BACKOFF_START: Duration = Duration::from_secs(5);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// The Events API's limit on a note.
 const MAX_NOTE: usize = 1024;
+/// Longest an event may take to publish before the pass goes on without it (the client's own read
+/// timeout is minutes).
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The Knative Service resource.
 pub fn knative_service_resource() -> ApiResource {
@@ -81,6 +86,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The clock (tests fix it).
     pub now: fn() -> Timestamp,
+    /// How long publishing one event may hold up a pass ([`EVENT_TIMEOUT`]; tests shorten it).
+    pub event_timeout: Duration,
     /// Consecutive API errors per object, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -97,6 +104,7 @@ impl Context {
             client,
             metrics,
             now: Timestamp::now,
+            event_timeout: EVENT_TIMEOUT,
             failures: Mutex::default(),
         }
     }
@@ -221,7 +229,10 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
 
     // 1. validate
     let valid = match policy::validate(app) {
-        Ok((valid, _warnings)) => valid,
+        Ok((valid, report)) => {
+            publish_warnings(ctx, app, &report).await;
+            valid
+        }
         Err(report) => {
             let reason = status::rejection_reason(&report);
             let message = report
@@ -233,6 +244,7 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
                 .join("; ");
             tracing::info!(nextapp = %key(app), reason, %message, "spec rejected; nothing applied");
             warn_event(ctx, app, reason, "Validate", &message).await;
+            publish_warnings(ctx, app, &report).await;
             write_status(ctx, app, status::rejected(app, reason, &message, now)).await?;
             return Ok((Action::await_change(), false));
         }
@@ -409,6 +421,25 @@ fn reported(app: &NextApp, message: &str) -> bool {
         .any(|c| c.type_ == status::types::DEGRADED && c.message.contains(message))
 }
 
+/// Whether the status describes the NextApp's current generation (its warnings were published).
+fn generation_observed(app: &NextApp) -> bool {
+    let seen = app.status.as_ref().and_then(|s| s.observed_generation);
+    matches!((seen, app.metadata.generation), (Some(seen), Some(current)) if seen >= current)
+}
+
+/// Publishes each validator warning as a Warning event, once per generation of the NextApp: only while
+/// its status has not observed that generation. The requeues and the watch events that follow (the
+/// status write among them) publish nothing more; an event that cannot be published is logged and
+/// never retried, and neither fails nor holds up the pass for long ([`EVENT_TIMEOUT`]).
+async fn publish_warnings(ctx: &Context, app: &NextApp, report: &Report) {
+    if generation_observed(app) {
+        return;
+    }
+    for warning in report.warnings() {
+        warn_event(ctx, app, warning.reason, "Validate", &warning.to_string()).await;
+    }
+}
+
 /// `Active` of a Revision: `Some(false)` when scaled to zero; `None` when unknown (errors included:
 /// the field is informational and must not fail the pass).
 async fn revision_active(ctx: &Context, namespace: &str, revision: &str) -> Option<bool> {
@@ -458,7 +489,8 @@ async fn write_status(ctx: &Context, app: &NextApp, status: NextAppStatus) -> Re
     Ok(())
 }
 
-/// Publishes a Warning event about `app`; a failure is logged, never returned.
+/// Publishes a Warning event about `app`; a failure is logged, never returned, and the wait is bounded
+/// by `ctx.event_timeout`.
 async fn warn_event(ctx: &Context, app: &NextApp, reason: &str, action: &str, message: &str) {
     let mut note = message.to_owned();
     if note.len() > MAX_NOTE {
@@ -476,7 +508,11 @@ async fn warn_event(ctx: &Context, app: &NextApp, reason: &str, action: &str, me
         action: action.into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &app.object_ref(&())).await {
-        tracing::warn!(nextapp = %key(app), error = %e, "cannot publish event");
+    let regarding = app.object_ref(&());
+    let publishing = ctx.recorder.publish(&event, &regarding);
+    match tokio::time::timeout(ctx.event_timeout, publishing).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(nextapp = %key(app), reason, error = %e, "cannot publish event"),
+        Err(_) => tracing::warn!(nextapp = %key(app), reason, "publishing an event timed out"),
     }
 }

@@ -3,7 +3,8 @@
 //! with `fieldManager=knext-operator&force=true`) and body — and answered; a request that is not
 //! expected, or one missing, fails the test.
 //!
-//! A valid app's pass: metadata GETs of the three child names → server-side applies of what may be applied → [delete of the NetworkPolicy] →
+//! A valid app's pass: [validator warnings as events, once per generation] → metadata GETs of the
+//! three child names → server-side applies of what may be applied → [delete of the NetworkPolicy] →
 //! [GET of the ready Revision] → [conflict events, once] → [status, when it changed].
 
 use std::sync::Arc;
@@ -746,6 +747,127 @@ async fn children_of_this_nextapp_or_labelled_for_it_without_a_controller_are_ap
     })
     .await;
     assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+}
+
+#[tokio::test]
+async fn validator_warnings_are_published_once_per_generation() {
+    let a = app(json!({"env": {"NODE_ENV": "development"}}));
+    let expected = a.clone();
+    let written = Written::default();
+    let (ctx, handle) = context();
+    let (result, handle) = run_in(ctx.clone(), handle, a.clone(), |mut h| {
+        let written = written.clone();
+        async move {
+            let event = expect_event(&mut h).await;
+            assert_eq!(event["reason"], "InvalidSpec");
+            assert_eq!(event["action"], "Validate");
+            assert_eq!(
+                event["note"],
+                "spec.env.NODE_ENV: NODE_ENV is set by knext from the spec; this entry is ignored"
+            );
+            expect_applies(&mut h, &expected, Value::Null).await;
+            let status = expect_status(&mut h).await;
+            assert_eq!(status["observedGeneration"], 2);
+            *written.lock().unwrap() = status;
+            h
+        }
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+
+    // The requeue (and the watch event of the status write) find generation 2 observed: no event.
+    let again = with_status(a, &written);
+    let expected = again.clone();
+    let (result, handle) = run_in(ctx.clone(), handle, again.clone(), |mut h| async move {
+        expect_applies(&mut h, &expected, Value::Null).await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+
+    // A new generation is a new spec: its warnings are published again (kube's recorder counts a
+    // repeat within its cache window on the first event's series instead of creating another).
+    let mut next = again;
+    next.metadata.generation = Some(3);
+    let expected = next.clone();
+    let (result, _) = run_in(ctx, handle, next, |mut h| async move {
+        let (request, send) = h.next_request().await.unwrap();
+        assert_eq!(request.method(), Method::PATCH);
+        let path = request.uri().path().to_owned();
+        assert!(
+            path.starts_with("/apis/events.k8s.io/v1/namespaces/web/events/shop."),
+            "{path}"
+        );
+        let bytes = request.into_body().collect().await.unwrap().to_bytes();
+        let event: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            (event["reason"].as_str(), event["series"]["count"].as_i64()),
+            (Some("InvalidSpec"), Some(2))
+        );
+        reply(send, StatusCode::OK, &event);
+        expect_applies(&mut h, &expected, Value::Null).await;
+        expect_status(&mut h).await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+}
+
+#[tokio::test]
+async fn an_event_that_cannot_be_published_does_not_fail_the_pass() {
+    let a = app(json!({"env": {"NODE_ENV": "development"}}));
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        let (_, send) = expect(
+            &mut h,
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/web/events?",
+        )
+        .await;
+        reply(
+            send,
+            StatusCode::FORBIDDEN,
+            &json!({
+                "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
+                "message": "events.events.k8s.io is forbidden",
+            }),
+        );
+        expect_applies(&mut h, &expected, Value::Null).await;
+        expect_status(&mut h).await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+}
+
+#[tokio::test]
+async fn an_event_the_api_server_does_not_answer_holds_the_pass_for_the_event_timeout_only() {
+    let a = app(json!({"env": {"NODE_ENV": "development"}}));
+    let expected = a.clone();
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let mut ctx = Context::new(Client::new(service, "default"), Arc::new(Metrics::new()), None);
+    ctx.now = now;
+    ctx.event_timeout = Duration::from_millis(200);
+    let started = std::time::Instant::now();
+    let (result, _) = run_in(Arc::new(ctx), handle, a, |mut h| async move {
+        // Never answered while the pass goes on.
+        let (_, _unanswered) = expect(
+            &mut h,
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/web/events?",
+        )
+        .await;
+        expect_applies(&mut h, &expected, Value::Null).await;
+        expect_status(&mut h).await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
