@@ -137,6 +137,16 @@ fn proc_status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether `uri` names one object (`…/namespaces/<ns>/<resource>/<name>`), not a collection.
+fn is_named(uri: &str) -> bool {
+    let path = uri.split('?').next().unwrap_or_default();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    segments
+        .iter()
+        .position(|s| *s == "namespaces")
+        .is_some_and(|i| segments.len() == i + 4)
+}
+
 fn respond(send: tower_test::mock::SendResponse<Response<Body>>, body: &Value) {
     send.send_response(
         Response::builder()
@@ -176,8 +186,8 @@ async fn memory(n: usize) {
                         .body(Body::from(list.clone()))
                         .unwrap(),
                 );
-            } else if method == http::Method::GET && !uri.contains('?') {
-                // A child's name (metadata-only GET): free.
+            } else if method == http::Method::GET && !uri.contains("watch=") && is_named(&uri) {
+                // A child's name (metadata-only GET) or a Revision: free.
                 send.send_response(
                     Response::builder()
                         .status(StatusCode::NOT_FOUND)

@@ -225,7 +225,8 @@ fn it_reconciles_every_listed_nextapp_and_writes_its_status() {
     for i in 0..3 {
         let (ns, app) = (format!("team-{:02}", i % 40), format!("app-{i:05}"));
         for child in child_paths(&ns, &app) {
-            // Who holds the name is read, metadata only, before the object is applied.
+            // Who holds the name is read, metadata only and from the watch cache, before the object is
+            // applied.
             let get = seen
                 .iter()
                 .position(|s| s.method == "GET" && path(s) == child)
@@ -234,6 +235,11 @@ fn it_reconciles_every_listed_nextapp_and_writes_its_status() {
                 seen[get].accept.contains("as=PartialObjectMetadata"),
                 "{}",
                 seen[get].accept
+            );
+            assert!(
+                seen[get].target.ends_with("?&resourceVersion=0"),
+                "{}",
+                seen[get].target
             );
             let apply = seen
                 .iter()

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, DynamicObject, GetParams, Patch, PatchParams, Preconditions};
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -336,13 +336,18 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
 }
 
 /// Who holds each child's name: one metadata-only GET per name (a few hundred bytes each, whatever
-/// the object's size), in render order.
+/// the object's size), in render order, with `resourceVersion=0`: the API server answers from its
+/// watch cache instead of a quorum read of etcd, as fresh as the informer caches controllers usually
+/// decide from. A stale answer cannot make knext take over another owner's object: the API server
+/// refuses an object with two controller references (422), the pass fails and the next one looks
+/// again; a stale "ours" before a delete fails the UID precondition the same way.
 ///
 /// NB: the controller's watches of the children cannot answer this: they select knext's label, so
 /// they never see the objects that matter here (another owner's, or unlabelled ones), and kube-runtime
 /// exposes no store for `owns` without its unstable features. Checking after a forced apply would be
 /// too late: the apply would already have taken the fields over.
 async fn inspect(ctx: &Context, namespace: &str, app: &str, uid: &str) -> Result<Holders, Error> {
+    let any = GetParams::any();
     let mut holders = Holders::absent();
     for child in Child::ALL {
         let name = child.name(app);
@@ -352,15 +357,15 @@ async fn inspect(ctx: &Context, namespace: &str, app: &str, uid: &str) -> Result
                 namespace,
                 &knative_service_resource(),
             )
-            .get_metadata_opt(&name)
+            .get_metadata_opt_with(&name, &any)
             .await
             .map(|m| m.map(|m| m.metadata)),
             Child::ServiceAccount => Api::<ServiceAccount>::namespaced(ctx.client.clone(), namespace)
-                .get_metadata_opt(&name)
+                .get_metadata_opt_with(&name, &any)
                 .await
                 .map(|m| m.map(|m| m.metadata)),
             Child::NetworkPolicy => Api::<NetworkPolicy>::namespaced(ctx.client.clone(), namespace)
-                .get_metadata_opt(&name)
+                .get_metadata_opt_with(&name, &any)
                 .await
                 .map(|m| m.map(|m| m.metadata)),
         }

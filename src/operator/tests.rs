@@ -140,7 +140,9 @@ fn found(uid: &str, labels: Value, controller_uid: Option<&str>) -> Value {
 /// `PartialObjectMetadata` carrying the given metadata, or 404 for `None`.
 async fn expect_inspections(handle: &mut Handle, [ksvc, sa, np]: [Option<Value>; 3]) {
     for (url, meta) in [(KSVC_URL, ksvc), (SA_URL, sa), (NP_URL, np)] {
-        let (accept, body, send) = expect_request(handle, Method::GET, url).await;
+        // From the API server's watch cache (resourceVersion=0), not a quorum read.
+        let url = format!("{url}?&resourceVersion=0");
+        let (accept, body, send) = expect_request(handle, Method::GET, &url).await;
         assert!(
             accept.contains("as=PartialObjectMetadata"),
             "metadata only: {accept}"
