@@ -65,6 +65,15 @@ impl Child {
         }
     }
 
+    /// The API kind (`Service` for the Knative Service).
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::KnativeService => "Service",
+            Self::ServiceAccount => "ServiceAccount",
+            Self::NetworkPolicy => "NetworkPolicy",
+        }
+    }
+
     /// The kind as people say it ("Knative Service", not the ambiguous "Service").
     pub fn describe(self) -> &'static str {
         match self {

@@ -18,8 +18,9 @@
 //!   subresource only when it differs from the live one. A conflict, or a policy left in place, is
 //!   also a Warning event, published when the status does not name it yet (so once, not every pass).
 //!
-//! Requeue after 30 s while the Knative Service is not Ready; API errors back off exponentially per
-//! object (5 s doubling to 5 min) without holding up other NextApps.
+//! Requeue after 30 s while the Knative Service is not Ready, 60 s while an ownership conflict lasts;
+//! API errors back off exponentially per object (5 s doubling to 5 min) without holding up other
+//! NextApps.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -369,7 +370,7 @@ async fn inspect(ctx: &Context, namespace: &str, app: &str, uid: &str) -> Result
                 .await
                 .map(|m| m.map(|m| m.metadata)),
         }
-        .map_err(api_error("get", kind(child), namespace, &name))?;
+        .map_err(api_error("get", child.kind(), namespace, &name))?;
         let holder = ownership::classify(meta.as_ref(), app, uid);
         match child {
             Child::KnativeService => holders.knative_service = holder,
@@ -378,15 +379,6 @@ async fn inspect(ctx: &Context, namespace: &str, app: &str, uid: &str) -> Result
         }
     }
     Ok(holders)
-}
-
-/// The API kind of a child (for error messages).
-fn kind(child: Child) -> &'static str {
-    match child {
-        Child::KnativeService => "Service",
-        Child::ServiceAccount => "ServiceAccount",
-        Child::NetworkPolicy => "NetworkPolicy",
-    }
 }
 
 /// Deletes the app's NetworkPolicy on condition that it is still the object `uid` (a policy replaced
