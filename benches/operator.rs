@@ -1,13 +1,14 @@
 //! Reconcile planning cost and the reconciler's memory, for `KNEXT_BENCH_APPS` NextApps (default 1000).
 //!
 //! 1. **Planning** (what each reconcile computes besides API calls): validate → render with owner
-//!    references → serialize every object for server-side apply → compute the status → compare it
-//!    with the live one (the "diff" that decides whether to write). Baseline, same process: decoding
+//!    references → decide what may be applied (ownership of the three child names, all free here) →
+//!    serialize every object for server-side apply → compute the status → compare it with the live
+//!    one (the "diff" that decides whether to write). Baseline, same process: decoding
 //!    the same NextApps from JSON, which the watcher does for every one anyway. Median of
 //!    `KNEXT_BENCH_RUNS` runs (default 7).
 //! 2. **Memory**: the real controller (`knext::operator::build_controller` + `reconcile`) against kube's
-//!    tower-test mock API, which lists N NextApps, answers every apply and status write, and holds
-//!    every watch open. Once every NextApp has been reconciled (N status writes), the process's
+//!    tower-test mock API, which lists N NextApps, answers 404 to every GET of a child's name (all
+//!    free), answers every apply and status write, and holds every watch open. Once every NextApp has been reconciled (N status writes), the process's
 //!    resident set (VmRSS) and peak (VmHWM) are read from /proc/self/status, next to the same figures
 //!    before the controller started.
 //!
@@ -32,6 +33,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use k8s_openapi::jiff::Timestamp;
 use knext::api::NextApp;
+use knext::operator::ownership::{self, Child, Holders};
 use knext::operator::{metrics::Metrics, reconcile, status};
 use knext::render::{self, RenderOptions};
 use kube::Client;
@@ -81,7 +83,10 @@ fn plan(apps: &[NextApp], now: Timestamp) -> usize {
     for app in apps {
         let (valid, _) = knext::policy::validate(app).unwrap();
         let uid = app.metadata.uid.as_deref();
-        for m in render::app(&valid, &RenderOptions { owner_uid: uid }) {
+        let manifests = render::app(&valid, &RenderOptions { owner_uid: uid });
+        let rendered: Vec<Child> = manifests.iter().map(Child::of).collect();
+        let plan = ownership::plan(valid.name(), valid.namespace(), &rendered, &Holders::absent());
+        for m in manifests.iter().filter(|m| plan.applies(Child::of(m))) {
             bytes += serde_json::to_vec(&m.to_json().unwrap()).unwrap().len();
         }
         let verdict = status::applied(app, &status::Observed::default(), now);
@@ -132,6 +137,16 @@ fn proc_status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether `uri` names one object (`…/namespaces/<ns>/<resource>/<name>`), not a collection.
+fn is_named(uri: &str) -> bool {
+    let path = uri.split('?').next().unwrap_or_default();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    segments
+        .iter()
+        .position(|s| *s == "namespaces")
+        .is_some_and(|i| segments.len() == i + 4)
+}
+
 fn respond(send: tower_test::mock::SendResponse<Response<Body>>, body: &Value) {
     send.send_response(
         Response::builder()
@@ -169,6 +184,17 @@ async fn memory(n: usize) {
                     Response::builder()
                         .status(StatusCode::OK)
                         .body(Body::from(list.clone()))
+                        .unwrap(),
+                );
+            } else if method == http::Method::GET && !uri.contains("watch=") && is_named(&uri) {
+                // A child's name (metadata-only GET) or a Revision: free.
+                send.send_response(
+                    Response::builder()
+                        .status(StatusCode::NOT_FOUND)
+                        .body(Body::from(
+                            br#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#
+                                .to_vec(),
+                        ))
                         .unwrap(),
                 );
             } else if method == http::Method::GET {

@@ -295,3 +295,55 @@ async fn deleting_the_app_removes_its_children() {
     )
     .await;
 }
+
+#[tokio::test]
+#[ignore = "needs a cluster with Knative (KNEXT_E2E_KUBECONFIG)"]
+async fn a_service_account_made_by_hand_is_not_taken_over_until_labelled_for_the_app() {
+    let c = setup("ownership").await;
+    let sas = Api::<ServiceAccount>::namespaced(c.client.clone(), &c.namespace);
+    // No controller, no knext labels, a setting knext's ServiceAccount does not have.
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": "taken-sa"}, "automountServiceAccountToken": true,
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    c.apply(&app("taken", &image(), true)).await;
+    wait(
+        Duration::from_secs(60),
+        "Degraded=True with OwnershipConflict",
+        || async {
+            c.condition("taken", "Degraded")
+                .await
+                .is_some_and(|(s, r)| s == "True" && r == "OwnershipConflict")
+        },
+    )
+    .await;
+    let sa = sas.get("taken-sa").await.unwrap();
+    assert_eq!(sa.automount_service_account_token, Some(true), "taken over");
+    assert!(sa.metadata.owner_references.is_none());
+    assert!(c.ksvcs().get_opt("taken").await.unwrap().is_none());
+    // Labelled for the app: adopted on the next look (every 60 s while in conflict).
+    sas.patch(
+        "taken-sa",
+        &PatchParams::apply("knext-e2e-hand"),
+        &Patch::Apply(json!({
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "taken-sa", "labels": {
+                "apps.kn-next.dev/app": "taken", "app.kubernetes.io/managed-by": "knext"}},
+        })),
+    )
+    .await
+    .unwrap();
+    wait(Duration::from_secs(120), "the adoption", || async {
+        c.ksvcs().get_opt("taken").await.unwrap().is_some()
+            && sas
+                .get("taken-sa")
+                .await
+                .is_ok_and(|sa| sa.automount_service_account_token == Some(false))
+    })
+    .await;
+}

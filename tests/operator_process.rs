@@ -1,7 +1,8 @@
 //! `knext operator` as a process, against a small fake API server on loopback (a real HTTP server,
 //! not the in-process mock): the startup checks fail fast and clearly; a healthy start serves
 //! `/healthz`, `/readyz` and `/metrics`, takes the leader-election Lease, and on SIGTERM releases it
-//! and exits 0.
+//! and exits 0; every NextApp is inspected (metadata only), applied and given a status, except what
+//! another owner controls; and the install bundle's RBAC grants every request the operator made.
 
 #![cfg(feature = "operator")]
 #![allow(clippy::unwrap_used, clippy::panic)]
@@ -13,7 +14,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::fake_api::{Cluster, FakeApiServer, free_addr, kubeconfig};
+use support::fake_api::{Cluster, FakeApiServer, Seen, free_addr, kubeconfig};
 
 fn free_port() -> u16 {
     free_addr().port()
@@ -165,11 +166,11 @@ fn it_serves_health_and_metrics_leads_and_releases_the_lease_on_sigterm() {
     }
 }
 
-#[test]
-fn it_reconciles_every_listed_nextapp_and_writes_its_status() {
+/// Runs `knext operator` against `api` until it has written `statuses` statuses, then SIGTERM; returns
+/// its stderr after asserting exit 0.
+fn reconcile_all(api: &FakeApiServer, statuses: usize) -> String {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
-    let api = FakeApiServer::start(Cluster::Apps(3));
     let dir = tempfile::tempdir().unwrap();
     let child = operator(
         &kubeconfig(dir.path(), &api.url()),
@@ -180,14 +181,14 @@ fn it_reconciles_every_listed_nextapp_and_writes_its_status() {
     );
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
     let deadline = Instant::now() + Duration::from_secs(15);
-    while api.status_writes() < 3 && Instant::now() < deadline {
+    while api.status_writes() < statuses && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     kill(pid, Signal::SIGTERM).unwrap();
     let (code, err, _) = finish(child, Duration::from_secs(25));
     assert_eq!(
         api.status_writes(),
-        3,
+        statuses,
         "{err}\n{:#?}",
         api.seen()
             .iter()
@@ -195,10 +196,174 @@ fn it_reconciles_every_listed_nextapp_and_writes_its_status() {
             .collect::<Vec<_>>()
     );
     assert_eq!(code, Some(0), "{err}");
-    let applies = api
-        .seen()
+    err
+}
+
+/// The paths of the three children of `app` in `ns`.
+fn child_paths(ns: &str, app: &str) -> [String; 3] {
+    [
+        format!("/apis/serving.knative.dev/v1/namespaces/{ns}/services/{app}"),
+        format!("/api/v1/namespaces/{ns}/serviceaccounts/{app}-sa"),
+        format!("/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies/{app}-allow-ingress"),
+    ]
+}
+
+fn path(s: &Seen) -> &str {
+    s.target.split('?').next().unwrap_or_default()
+}
+
+#[test]
+fn it_reconciles_every_listed_nextapp_and_writes_its_status() {
+    let api = FakeApiServer::start(Cluster::Apps(3));
+    reconcile_all(&api, 3);
+    let seen = api.seen();
+    let applies = seen
         .iter()
         .filter(|s| s.method == "PATCH" && s.target.contains("fieldManager=knext-operator"))
         .count();
     assert_eq!(applies, 3 * 4, "3 objects and a status per app");
+    for i in 0..3 {
+        let (ns, app) = (format!("team-{:02}", i % 40), format!("app-{i:05}"));
+        for child in child_paths(&ns, &app) {
+            // Who holds the name is read, metadata only and from the watch cache, before the object is
+            // applied.
+            let get = seen
+                .iter()
+                .position(|s| s.method == "GET" && path(s) == child)
+                .unwrap_or_else(|| panic!("{child} was not inspected"));
+            assert!(
+                seen[get].accept.contains("as=PartialObjectMetadata"),
+                "{}",
+                seen[get].accept
+            );
+            assert!(
+                seen[get].target.ends_with("?&resourceVersion=0"),
+                "{}",
+                seen[get].target
+            );
+            let apply = seen
+                .iter()
+                .position(|s| s.method == "PATCH" && path(s) == child)
+                .unwrap_or_else(|| panic!("{child} was not applied"));
+            assert!(get < apply, "{child}: inspected after the apply");
+        }
+    }
+    assert!(!seen.iter().any(|s| s.method == "DELETE"), "{seen:#?}");
+}
+
+#[test]
+fn an_object_another_owner_controls_is_left_alone_and_reported() {
+    // app-00000's ServiceAccount name is taken by a Deployment's ServiceAccount.
+    let [ksvc, sa, np] = child_paths("team-00", "app-00000");
+    let foreign = serde_json::json!({
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "app-00000-sa", "namespace": "team-00", "uid": "sa-uid",
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "billing",
+                                          "uid": "d-uid", "controller": true}]},
+    });
+    let api = FakeApiServer::start_with(Cluster::Apps(2), vec![(sa.clone(), foreign)]);
+    let err = reconcile_all(&api, 2);
+    let seen = api.seen();
+    let patched = |p: &str| seen.iter().any(|s| s.method == "PATCH" && path(s) == p);
+    assert!(!patched(&sa) && !patched(&ksvc), "{err}");
+    assert!(
+        patched(&np),
+        "the NetworkPolicy does not depend on the ServiceAccount"
+    );
+    assert!(child_paths("team-01", "app-00001").iter().all(|p| patched(p)));
+    let status = seen
+        .iter()
+        .find(|s| s.method == "PATCH" && path(s).ends_with("/namespaces/team-00/nextapps/app-00000/status"))
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status.body).unwrap();
+    let degraded = status["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .unwrap();
+    assert_eq!(
+        (degraded["status"].as_str(), degraded["reason"].as_str()),
+        (Some("True"), Some("OwnershipConflict"))
+    );
+    assert!(
+        degraded["message"].as_str().unwrap().starts_with(
+            "ServiceAccount team-00/app-00000-sa is controlled by apps/v1 Deployment billing (uid d-uid)"
+        ),
+        "{degraded}"
+    );
+    let event = seen
+        .iter()
+        .find(|s| s.method == "POST" && path(s) == "/apis/events.k8s.io/v1/namespaces/team-00/events")
+        .unwrap_or_else(|| panic!("no event: {seen:#?}"));
+    let event: serde_json::Value = serde_json::from_str(&event.body).unwrap();
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Warning"), Some("OwnershipConflict"))
+    );
+}
+
+#[test]
+fn the_install_bundles_rbac_grants_every_request_the_operator_makes() {
+    use knext::render::bundle::{leader_election_rules, operator_rules};
+    let [_, sa, _] = child_paths("team-00", "app-00000");
+    let foreign = serde_json::json!({"metadata": {"name": "app-00000-sa", "uid": "sa-uid"}});
+    let api = FakeApiServer::start_with(Cluster::Apps(2), vec![(sa, foreign)]);
+    reconcile_all(&api, 2);
+    let rules = [operator_rules(), leader_election_rules()].concat();
+    let mut checked = std::collections::BTreeSet::new();
+    for s in api.seen().iter().filter(|s| path(s) != "/version") {
+        let (group, resource, named) = resource_of(path(s));
+        let verb = match (s.method.as_str(), named) {
+            ("GET", _) if s.target.contains("watch=true") => "watch",
+            ("GET", true) => "get",
+            ("GET", false) => "list",
+            ("POST", _) => "create",
+            ("PATCH", _) => "patch",
+            ("PUT", _) => "update",
+            ("DELETE", _) => "delete",
+            (m, _) => panic!("unexpected method {m}"),
+        };
+        let granted = rules.iter().any(|r| {
+            r.api_groups.iter().flatten().any(|g| *g == group)
+                && r.resources.iter().flatten().any(|x| *x == resource)
+                && r.verbs.iter().any(|v| v == verb)
+        });
+        assert!(
+            granted,
+            "{} {} needs {verb} on {group}/{resource}",
+            s.method, s.target
+        );
+        checked.insert(format!("{verb} {group}/{resource}"));
+    }
+    // The requests the reconciler makes for a NextApp were among them.
+    for needed in [
+        "get /serviceaccounts",
+        "get networking.k8s.io/networkpolicies",
+        "get serving.knative.dev/services",
+        "patch apps.kn-next.dev/nextapps/status",
+        "create events.k8s.io/events",
+    ] {
+        assert!(checked.contains(needed), "{needed}: {checked:#?}");
+    }
+}
+
+/// API group, resource (with subresource) and whether the path names one object.
+fn resource_of(path: &str) -> (String, String, bool) {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match segments.as_slice() {
+        ["api", _version, rest @ ..] => (String::new(), rest),
+        ["apis", group, _version, rest @ ..] => ((*group).to_owned(), rest),
+        _ => panic!("not a resource path: {path}"),
+    };
+    let rest = match rest {
+        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
+        rest => rest,
+    };
+    match rest {
+        [resource] => (group, (*resource).to_owned(), false),
+        [resource, _name] => (group, (*resource).to_owned(), true),
+        [resource, _name, sub] => (group, format!("{resource}/{sub}"), true),
+        _ => panic!("not a resource path: {path}"),
+    }
 }

@@ -46,6 +46,18 @@ pub mod labels {
     pub const PR_ID: &str = "pr-id";
 }
 
+/// Labels of the Go operator knext replaces (`kn-next-operator`). The operator recognises them when it
+/// decides whether to adopt an object without a controller (`src/operator/ownership.rs`); knext never
+/// sets them.
+pub mod legacy {
+    /// The Go operator's label naming the app (`app=<app>`).
+    pub const APP_LABEL: &str = "app";
+    /// The Go operator's generator label key.
+    pub const GENERATED_BY_LABEL: &str = "generated-by";
+    /// The Go operator's generator label value.
+    pub const GENERATED_BY: &str = "kn-next-operator";
+}
+
 /// Ports of the app pod that knext's NetworkPolicy and probes refer to.
 pub mod ports {
     /// The port the app container listens on: `knext serve`, in front of the Next.js server.
@@ -144,8 +156,16 @@ pub mod operator {
     ];
 }
 
-/// Condition reasons shared by the validator and the operator.
+/// Condition and event reasons knext sets: the validator's, and the operator's own.
 pub mod reasons {
+    /// An object with the name of one of the app's children is controlled by another owner, or by
+    /// nobody and not labelled for this app: the operator applies nothing to it (`Degraded=True`, and a
+    /// Warning event naming the object, its kind and its controller).
+    pub const OWNERSHIP_CONFLICT: &str = "OwnershipConflict";
+    /// `security.networkPolicy: false`, but a NetworkPolicy with the app's policy name that this NextApp
+    /// does not control remains: the operator leaves it in place and says so (a Warning event and the
+    /// `Degraded` message; not a failure).
+    pub const NOT_OWNED: &str = "NotOwned";
     /// The image reference is not digest-pinned or malformed.
     pub const INVALID_IMAGE: &str = "InvalidImage";
     /// Any other spec problem.

@@ -11,6 +11,7 @@
 
 pub mod leader;
 pub mod metrics;
+pub mod ownership;
 pub mod reconcile;
 pub mod status;
 #[cfg(test)]

@@ -1,18 +1,26 @@
-//! One NextApp → its children and its status: validate → render → apply → prune → status.
+//! One NextApp → its children and its status: validate → render → inspect → apply → prune → status.
 //!
 //! - **validate** with the one validator ([`crate::policy::validate`]). On failure: `Ready=False`,
 //!   `Degraded=True` with reason `InvalidImage` or `InvalidSpec`, a Warning event with the full message,
-//!   nothing applied, and no requeue (the next change of the NextApp triggers the next pass).
+//!   nothing applied, and no requeue (the next change of the NextApp triggers the next pass). Each
+//!   warning becomes a Warning event (reason: the problem's, note `path: message`) once per generation:
+//!   only while the status has not observed the NextApp's generation yet.
 //! - **render** with the same renderers as the CLI and build.rs, with controller owner references to
 //!   the NextApp (so deleting it garbage-collects the children).
-//! - **apply** every object by server-side apply, field manager `knext-operator`, `force`.
-//! - **prune**: when the NetworkPolicy is not rendered (`security.networkPolicy: false`), delete the
-//!   app's NetworkPolicy, and only one that carries knext's labels for this app.
+//! - **inspect** the three child names (Knative Service, ServiceAccount, NetworkPolicy) with one
+//!   metadata-only GET each, and decide with [`super::ownership`] what may be applied or deleted: never
+//!   an object another owner controls, nor one without a controller that is not labelled for this app.
+//! - **apply** every object allowed by server-side apply, field manager `knext-operator`, `force`.
+//! - **prune**: when the NetworkPolicy is not rendered (`security.networkPolicy: false`), delete
+//!   `<app>-allow-ingress` by name if this NextApp controls it, whatever its labels, on condition that
+//!   it is still the object inspected (UID precondition); otherwise leave it and say so.
 //! - **status**: computed by [`super::status`], written by server-side apply on the status
-//!   subresource only when it differs from the live one.
+//!   subresource only when it differs from the live one. A conflict, or a policy left in place, is
+//!   also a Warning event, published when the status does not name it yet (so once, not every pass).
 //!
-//! Requeue after 30 s while the Knative Service is not Ready; API errors back off exponentially per
-//! object (5 s doubling to 5 min) without holding up other NextApps.
+//! Requeue after 30 s while the Knative Service is not Ready, 60 s while an ownership conflict lasts;
+//! API errors back off exponentially per object (5 s doubling to 5 min) without holding up other
+//! NextApps.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,9 +28,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, GetParams, Patch, PatchParams, Preconditions};
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -30,9 +37,10 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::metrics::Metrics;
+use super::ownership::{self, Child, Holders, Prune};
 use super::status::{self, KnativeStatus, Observed};
-use crate::api::{self, NextApp, NextAppStatus, labels};
-use crate::policy::{self, Severity};
+use crate::api::{self, NextApp, NextAppStatus, reasons};
+use crate::policy::{self, Report, Severity};
 use crate::render::{self, Manifest, RenderOptions};
 
 /// Name the operator reports events as.
@@ -43,6 +51,9 @@ pub const BACKOFF_START: Duration = Duration::from_secs(5);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// The Events API's limit on a note.
 const MAX_NOTE: usize = 1024;
+/// Longest an event may take to publish before the pass goes on without it (the client's own read
+/// timeout is minutes).
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The Knative Service resource.
 pub fn knative_service_resource() -> ApiResource {
@@ -76,6 +87,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The clock (tests fix it).
     pub now: fn() -> Timestamp,
+    /// How long publishing one event may hold up a pass ([`EVENT_TIMEOUT`]; tests shorten it).
+    pub event_timeout: Duration,
     /// Consecutive API errors per object, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -92,6 +105,7 @@ impl Context {
             client,
             metrics,
             now: Timestamp::now,
+            event_timeout: EVENT_TIMEOUT,
             failures: Mutex::default(),
         }
     }
@@ -216,7 +230,10 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
 
     // 1. validate
     let valid = match policy::validate(app) {
-        Ok((valid, _warnings)) => valid,
+        Ok((valid, report)) => {
+            publish_warnings(ctx, app, &report).await;
+            valid
+        }
         Err(report) => {
             let reason = status::rejection_reason(&report);
             let message = report
@@ -227,7 +244,8 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
                 .collect::<Vec<_>>()
                 .join("; ");
             tracing::info!(nextapp = %key(app), reason, %message, "spec rejected; nothing applied");
-            warn_event(ctx, app, reason, &message).await;
+            warn_event(ctx, app, reason, "Validate", &message).await;
+            publish_warnings(ctx, app, &report).await;
             write_status(ctx, app, status::rejected(app, reason, &message, now)).await?;
             return Ok((Action::await_change(), false));
         }
@@ -236,10 +254,19 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
     // 2. render
     let manifests = render::app(&valid, &RenderOptions { owner_uid: Some(uid) });
 
-    // 3. apply
+    // 3. inspect
+    let holders = inspect(ctx, namespace, name, uid).await?;
+    let rendered: Vec<Child> = manifests.iter().map(Child::of).collect();
+    let plan = ownership::plan(name, namespace, &rendered, &holders);
+
+    // 4. apply
     let params = PatchParams::apply(api::FIELD_MANAGER).force();
-    let mut observed = Observed::default();
-    for m in &manifests {
+    let mut observed = Observed {
+        conflicts: [plan.conflicts.clone(), plan.consequences.clone()].concat(),
+        knative_withheld: plan.knative_withheld.clone(),
+        ..Observed::default()
+    };
+    for m in manifests.iter().filter(|m| plan.applies(Child::of(m))) {
         let body = m.to_json().map_err(|source| Error::Serialize {
             kind: m.kind(),
             name: m.name().to_owned(),
@@ -276,12 +303,17 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
         }
     }
 
-    // 4. prune
-    if !manifests.iter().any(|m| matches!(m, Manifest::NetworkPolicy(_))) {
-        prune_network_policies(ctx, namespace, name).await?;
+    // 5. prune
+    match &plan.prune {
+        Prune::Nothing => {}
+        Prune::Delete { uid } => delete_network_policy(ctx, namespace, name, uid).await?,
+        Prune::Leave(message) => {
+            tracing::info!(nextapp = %key(app), %message, "NetworkPolicy left in place");
+            observed.left_in_place.push(message.clone());
+        }
     }
 
-    // 5. status
+    // 6. status
     if let Some(revision) = observed
         .knative
         .as_ref()
@@ -290,6 +322,13 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
         observed.revision_active = revision_active(ctx, namespace, &revision).await;
     }
     let verdict = status::applied(app, &observed, now);
+    for conflict in plan.conflicts.iter().filter(|m| !reported(app, m)) {
+        tracing::warn!(nextapp = %key(app), message = %conflict, "ownership conflict: not applied");
+        warn_event(ctx, app, reasons::OWNERSHIP_CONFLICT, "Apply", conflict).await;
+    }
+    for left in observed.left_in_place.iter().filter(|m| !reported(app, m)) {
+        warn_event(ctx, app, reasons::NOT_OWNED, "Delete", left).await;
+    }
     write_status(ctx, app, verdict.status).await?;
     Ok(match verdict.requeue {
         Some(after) => (Action::requeue(after), true),
@@ -297,33 +336,105 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
     })
 }
 
-/// Whether an object carries knext's labels for `app`.
-pub fn is_knext_child(meta: &ObjectMeta, app: &str) -> bool {
-    let labels = meta.labels.as_ref();
-    let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
-    label(labels::MANAGED_BY) == Some(api::MANAGED_BY) && label(labels::APP) == Some(app)
+/// Who holds each child's name: one metadata-only GET per name (a few hundred bytes each, whatever
+/// the object's size), in render order, with `resourceVersion=0`: the API server answers from its
+/// watch cache instead of a quorum read of etcd, as fresh as the informer caches controllers usually
+/// decide from. A stale answer cannot make knext take over another owner's object: the API server
+/// refuses an object with two controller references (422), the pass fails and the next one looks
+/// again; a stale "ours" before a delete fails the UID precondition the same way.
+///
+/// NB: the controller's watches of the children cannot answer this: they select knext's label, so
+/// they never see the objects that matter here (another owner's, or unlabelled ones), and kube-runtime
+/// exposes no store for `owns` without its unstable features. Checking after a forced apply would be
+/// too late: the apply would already have taken the fields over.
+async fn inspect(ctx: &Context, namespace: &str, app: &str, uid: &str) -> Result<Holders, Error> {
+    let any = GetParams::any();
+    let mut holders = Holders::absent();
+    for child in Child::ALL {
+        let name = child.name(app);
+        let meta = match child {
+            Child::KnativeService => Api::<DynamicObject>::namespaced_with(
+                ctx.client.clone(),
+                namespace,
+                &knative_service_resource(),
+            )
+            .get_metadata_opt_with(&name, &any)
+            .await
+            .map(|m| m.map(|m| m.metadata)),
+            Child::ServiceAccount => Api::<ServiceAccount>::namespaced(ctx.client.clone(), namespace)
+                .get_metadata_opt_with(&name, &any)
+                .await
+                .map(|m| m.map(|m| m.metadata)),
+            Child::NetworkPolicy => Api::<NetworkPolicy>::namespaced(ctx.client.clone(), namespace)
+                .get_metadata_opt_with(&name, &any)
+                .await
+                .map(|m| m.map(|m| m.metadata)),
+        }
+        .map_err(api_error("get", child.kind(), namespace, &name))?;
+        let holder = ownership::classify(meta.as_ref(), app, uid);
+        match child {
+            Child::KnativeService => holders.knative_service = holder,
+            Child::ServiceAccount => holders.service_account = holder,
+            Child::NetworkPolicy => holders.network_policy = holder,
+        }
+    }
+    Ok(holders)
 }
 
-async fn prune_network_policies(ctx: &Context, namespace: &str, app: &str) -> Result<(), Error> {
-    let api = Api::<NetworkPolicy>::namespaced(ctx.client.clone(), namespace);
-    let selector = format!("{}={app},{}={}", labels::APP, labels::MANAGED_BY, api::MANAGED_BY);
-    let list = api
-        .list(&ListParams::default().labels(&selector))
+/// Deletes the app's NetworkPolicy on condition that it is still the object `uid` (a policy replaced
+/// since the inspection is not deleted: the API server answers 409, the pass fails and the next one
+/// inspects the new object). Already gone is fine.
+async fn delete_network_policy(ctx: &Context, namespace: &str, app: &str, uid: &str) -> Result<(), Error> {
+    let name = Child::NetworkPolicy.name(app);
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_owned()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match Api::<NetworkPolicy>::namespaced(ctx.client.clone(), namespace)
+        .delete(&name, &params)
         .await
-        .map_err(api_error("list", "NetworkPolicy", namespace, app))?;
-    for np in list.items.iter().filter(|np| is_knext_child(&np.metadata, app)) {
-        let name = np.name_any();
-        match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => tracing::info!(
+    {
+        Ok(_) => {
+            tracing::info!(
                 namespace,
                 name,
                 "deleted NetworkPolicy (security.networkPolicy is false)"
-            ),
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(api_error("delete", "NetworkPolicy", namespace, &name)(e)),
+            );
+            Ok(())
         }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(api_error("delete", "NetworkPolicy", namespace, &name)(e)),
     }
-    Ok(())
+}
+
+/// Whether the live status already names `message` (in `Degraded`): then its event was published.
+fn reported(app: &NextApp, message: &str) -> bool {
+    app.status
+        .iter()
+        .flat_map(|s| &s.conditions)
+        .any(|c| c.type_ == status::types::DEGRADED && c.message.contains(message))
+}
+
+/// Whether the status describes the NextApp's current generation (its warnings were published).
+fn generation_observed(app: &NextApp) -> bool {
+    let seen = app.status.as_ref().and_then(|s| s.observed_generation);
+    matches!((seen, app.metadata.generation), (Some(seen), Some(current)) if seen >= current)
+}
+
+/// Publishes each validator warning as a Warning event, once per generation of the NextApp: only while
+/// its status has not observed that generation. The requeues and the watch events that follow (the
+/// status write among them) publish nothing more; an event that cannot be published is logged and
+/// never retried, and neither fails nor holds up the pass for long ([`EVENT_TIMEOUT`]).
+async fn publish_warnings(ctx: &Context, app: &NextApp, report: &Report) {
+    if generation_observed(app) {
+        return;
+    }
+    for warning in report.warnings() {
+        warn_event(ctx, app, warning.reason, "Validate", &warning.to_string()).await;
+    }
 }
 
 /// `Active` of a Revision: `Some(false)` when scaled to zero; `None` when unknown (errors included:
@@ -375,7 +486,9 @@ async fn write_status(ctx: &Context, app: &NextApp, status: NextAppStatus) -> Re
     Ok(())
 }
 
-async fn warn_event(ctx: &Context, app: &NextApp, reason: &str, message: &str) {
+/// Publishes a Warning event about `app`; a failure is logged, never returned, and the wait is bounded
+/// by `ctx.event_timeout`.
+async fn warn_event(ctx: &Context, app: &NextApp, reason: &str, action: &str, message: &str) {
     let mut note = message.to_owned();
     if note.len() > MAX_NOTE {
         let mut end = MAX_NOTE - 3;
@@ -389,10 +502,14 @@ async fn warn_event(ctx: &Context, app: &NextApp, reason: &str, message: &str) {
         type_: EventType::Warning,
         reason: reason.into(),
         note: Some(note),
-        action: "Validate".into(),
+        action: action.into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &app.object_ref(&())).await {
-        tracing::warn!(nextapp = %key(app), error = %e, "cannot publish event");
+    let regarding = app.object_ref(&());
+    let publishing = ctx.recorder.publish(&event, &regarding);
+    match tokio::time::timeout(ctx.event_timeout, publishing).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(nextapp = %key(app), reason, error = %e, "cannot publish event"),
+        Err(_) => tracing::warn!(nextapp = %key(app), reason, "publishing an event timed out"),
     }
 }

@@ -6,7 +6,16 @@
 //!   whose routes stay `IngressNotConfigured` for [`INGRESS_STALL`] becomes `IngressNotProgrammed`,
 //!   measured from Knative's own `lastTransitionTime`, so the verdict needs no memory.
 //! - `Degraded` is `True` only for a real failure (Knative `Ready=False`, an ingress stall, an invalid
-//!   spec), never during an ordinary rollout (`Ready=Unknown`).
+//!   spec, an ownership conflict), never during an ordinary rollout (`Ready=Unknown`).
+//! - An ownership conflict (see [`super::ownership`]) sets `Degraded=True` with reason
+//!   `OwnershipConflict`, naming every object knext left alone. When it withholds the Knative Service,
+//!   `Ready=False` with the same reason (Knative's status is not read: nothing of this spec was applied
+//!   there) and the observed fields stay as they were; otherwise `Ready` still mirrors the Knative
+//!   Service, which serves the latest spec. Either way the pass is repeated every [`CONFLICT_REQUEUE`],
+//!   since resolving a conflict changes no object the operator watches.
+//! - A NetworkPolicy the prune left in place (not this NextApp's) is named in the `Degraded` message:
+//!   `Degraded=False` with reason `NotOwned` unless something else degrades the app. Not a failure (the
+//!   policy may be the user's own), so no requeue.
 //! - `Reconciling` is `True` while a rollout is in progress (Knative `Ready=Unknown` or absent).
 //! - An invalid spec sets `Ready=False` and `Degraded=True` with reason `InvalidImage` (any image
 //!   problem) or `InvalidSpec`, and keeps every observed field (nothing was applied).
@@ -25,6 +34,8 @@ use crate::api::{NextApp, NextAppStatus, TrafficStatus, reasons};
 pub const INGRESS_STALL: Duration = Duration::from_secs(120);
 /// Requeue interval while the Knative Service is not Ready.
 pub const NOT_READY_REQUEUE: Duration = Duration::from_secs(30);
+/// Requeue interval while an ownership conflict lasts.
+pub const CONFLICT_REQUEUE: Duration = Duration::from_secs(60);
 /// Longest condition message written (the API server's limit is 32768 bytes).
 const MAX_MESSAGE: usize = 4096;
 
@@ -125,6 +136,13 @@ pub struct Observed {
     pub revision_active: Option<bool>,
     /// `metadata.generation` of the Knative Service as applied.
     pub knative_generation: Option<i64>,
+    /// Ownership conflicts: one message per object knext left alone, then one per child withheld
+    /// because of them. Non-empty: `Degraded=True`, `OwnershipConflict`.
+    pub conflicts: Vec<String>,
+    /// Why the Knative Service was not applied this pass (`Ready=False`, `OwnershipConflict`).
+    pub knative_withheld: Option<String>,
+    /// Objects the prune left in place because this NextApp does not control them, one message each.
+    pub left_in_place: Vec<String>,
 }
 
 /// The computed status and when to look again.
@@ -136,8 +154,11 @@ pub struct Verdict {
     pub requeue: Option<Duration>,
 }
 
-/// The status after a successful apply.
+/// The status after a successful pass (everything applied that could be).
 pub fn applied(app: &NextApp, observed: &Observed, now: Timestamp) -> Verdict {
+    if let Some(withheld) = &observed.knative_withheld {
+        return withheld_knative(app, observed, withheld, now);
+    }
     let previous = app.status.clone().unwrap_or_default();
     let generation = app.metadata.generation;
     let knative = observed.knative.as_ref();
@@ -191,8 +212,28 @@ pub fn applied(app: &NextApp, observed: &Observed, now: Timestamp) -> Verdict {
         ready_reason.clone(),
         ready_message.clone(),
     );
-    if failed {
-        set(types::DEGRADED, "True", ready_reason, ready_message);
+    let left = &observed.left_in_place;
+    if !observed.conflicts.is_empty() {
+        set(
+            types::DEGRADED,
+            "True",
+            reasons::OWNERSHIP_CONFLICT.into(),
+            join(&observed.conflicts, left),
+        );
+    } else if failed {
+        set(
+            types::DEGRADED,
+            "True",
+            ready_reason,
+            join(std::slice::from_ref(&ready_message), left),
+        );
+    } else if !left.is_empty() {
+        set(
+            types::DEGRADED,
+            "False",
+            reasons::NOT_OWNED.into(),
+            join(left, &[]),
+        );
     } else {
         set(
             types::DEGRADED,
@@ -252,10 +293,66 @@ pub fn applied(app: &NextApp, observed: &Observed, now: Timestamp) -> Verdict {
         },
         observed_generation: generation,
     };
+    let requeue = [
+        (ready_status != "True").then_some(NOT_READY_REQUEUE),
+        (!observed.conflicts.is_empty()).then_some(CONFLICT_REQUEUE),
+    ];
     Verdict {
         status,
-        requeue: (ready_status != "True").then_some(NOT_READY_REQUEUE),
+        requeue: requeue.into_iter().flatten().min(),
     }
+}
+
+/// The status when the Knative Service was withheld by an ownership conflict: `Ready=False`,
+/// `Degraded=True`, both `OwnershipConflict`; observed fields stay (nothing was applied there).
+fn withheld_knative(app: &NextApp, observed: &Observed, withheld: &str, now: Timestamp) -> Verdict {
+    let previous = app.status.clone().unwrap_or_default();
+    let generation = app.metadata.generation;
+    let set = |type_: &str, status: &str, message: String| {
+        condition(
+            &previous,
+            generation,
+            now,
+            type_,
+            status,
+            reasons::OWNERSHIP_CONFLICT.into(),
+            message,
+        )
+    };
+    let conditions = vec![
+        set(types::READY, "False", withheld.to_owned()),
+        set(
+            types::DEGRADED,
+            "True",
+            join(&observed.conflicts, &observed.left_in_place),
+        ),
+        set(
+            types::RECONCILING,
+            "False",
+            format!(
+                "Waiting for the ownership conflict to be resolved (checked every {} s)",
+                CONFLICT_REQUEUE.as_secs()
+            ),
+        ),
+    ];
+    Verdict {
+        status: NextAppStatus {
+            conditions,
+            observed_generation: generation,
+            ..previous
+        },
+        requeue: Some(CONFLICT_REQUEUE),
+    }
+}
+
+/// `a; b; …` over both lists.
+fn join(first: &[String], then: &[String]) -> String {
+    first
+        .iter()
+        .chain(then)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The status of an app whose spec was rejected: nothing was applied, observed fields stay.
@@ -553,6 +650,7 @@ mod tests {
             knative: Some(knative("True", None, "2026-11-29T09:00:00Z")),
             revision_active: None,
             knative_generation: Some(3),
+            ..Observed::default()
         };
         let v = applied(&app(), &observed, t("2026-11-29T10:00:00Z"));
         let ready = cond(&v.status, "Ready");
@@ -626,6 +724,112 @@ mod tests {
         assert!(s.conditions.iter().all(|c| c.observed_generation == Some(4)));
         assert_eq!(s.url.as_deref(), Some("https://shop.web.example.com"));
         assert_eq!(s.observed_generation, Some(4));
+    }
+
+    #[test]
+    fn a_conflict_degrades_and_requeues_while_ready_still_mirrors_the_applied_knative_service() {
+        let observed = Observed {
+            knative: Some(knative("True", None, "2026-11-29T09:00:00Z")),
+            conflicts: vec!["NetworkPolicy web/shop-allow-ingress is controlled by X".into()],
+            ..Observed::default()
+        };
+        let v = applied(&app(), &observed, t("2026-11-29T10:00:00Z"));
+        assert_eq!(cond(&v.status, "Ready").status, "True");
+        let degraded = cond(&v.status, "Degraded");
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", reasons::OWNERSHIP_CONFLICT)
+        );
+        assert_eq!(
+            degraded.message,
+            "NetworkPolicy web/shop-allow-ingress is controlled by X"
+        );
+        assert_eq!(v.requeue, Some(CONFLICT_REQUEUE));
+        // Not Ready as well: the shorter requeue wins.
+        let not_ready = Observed {
+            knative: None,
+            ..observed
+        };
+        assert_eq!(
+            applied(&app(), &not_ready, t("2026-11-29T10:00:00Z")).requeue,
+            Some(NOT_READY_REQUEUE)
+        );
+    }
+
+    #[test]
+    fn a_withheld_knative_service_is_not_ready_and_keeps_the_observed_fields() {
+        let mut a = app();
+        let ready = Observed {
+            knative: Some(knative("True", None, "2026-11-29T09:00:00Z")),
+            ..Observed::default()
+        };
+        a.status = Some(applied(&a, &ready, t("2026-11-29T10:00:00Z")).status);
+        a.metadata.generation = Some(4);
+        let withheld = Observed {
+            conflicts: vec![
+                "ServiceAccount web/shop-sa …".into(),
+                "Knative Service web/shop not applied".into(),
+            ],
+            knative_withheld: Some("Knative Service web/shop not applied".into()),
+            ..Observed::default()
+        };
+        let v = applied(&a, &withheld, t("2026-11-29T10:10:00Z"));
+        let s = &v.status;
+        for type_ in ["Ready", "Degraded", "Reconciling"] {
+            assert_eq!(cond(s, type_).reason, reasons::OWNERSHIP_CONFLICT, "{type_}");
+        }
+        assert_eq!(
+            (
+                cond(s, "Ready").status.as_str(),
+                cond(s, "Ready").message.as_str()
+            ),
+            ("False", "Knative Service web/shop not applied")
+        );
+        assert_eq!(
+            cond(s, "Degraded").message,
+            "ServiceAccount web/shop-sa …; Knative Service web/shop not applied"
+        );
+        assert_eq!(cond(s, "Reconciling").status, "False");
+        assert!(s.conditions.iter().all(|c| c.observed_generation == Some(4)));
+        assert_eq!(s.observed_generation, Some(4));
+        assert_eq!(s.url.as_deref(), Some("https://shop.web.example.com"));
+        assert_eq!(s.observed_revision.as_deref(), Some("shop-00002"));
+        assert_eq!(v.requeue, Some(CONFLICT_REQUEUE));
+    }
+
+    #[test]
+    fn a_policy_left_in_place_is_named_in_degraded_without_degrading_the_app() {
+        let observed = Observed {
+            knative: Some(knative("True", None, "2026-11-29T09:00:00Z")),
+            left_in_place: vec!["NetworkPolicy web/shop-allow-ingress left in place".into()],
+            ..Observed::default()
+        };
+        let v = applied(&app(), &observed, t("2026-11-29T10:00:00Z"));
+        let degraded = cond(&v.status, "Degraded");
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("False", reasons::NOT_OWNED)
+        );
+        assert_eq!(
+            degraded.message,
+            "NetworkPolicy web/shop-allow-ingress left in place"
+        );
+        assert_eq!(v.requeue, None, "not a failure: nothing to wait for");
+        // A Knative failure degrades the app and keeps the note.
+        let failed = Observed {
+            knative: Some(knative("False", Some("RevisionFailed"), "2026-11-29T09:00:00Z")),
+            ..observed
+        };
+        let degraded = applied(&app(), &failed, t("2026-11-29T10:00:00Z")).status;
+        let degraded = cond(&degraded, "Degraded");
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "RevisionFailed")
+        );
+        assert_eq!(
+            degraded.message,
+            "Knative says RevisionFailed; NetworkPolicy web/shop-allow-ingress left in place"
+        );
     }
 
     #[test]

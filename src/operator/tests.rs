@@ -2,6 +2,10 @@
 //! pattern): every request the operator makes is asserted in order — method, URL (server-side apply
 //! with `fieldManager=knext-operator&force=true`) and body — and answered; a request that is not
 //! expected, or one missing, fails the test.
+//!
+//! A valid app's pass: [validator warnings as events, once per generation] → metadata GETs of the
+//! three child names → server-side applies of what may be applied → [delete of the NetworkPolicy] →
+//! [GET of the ready Revision] → [conflict events, once] → [status, when it changed].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,19 +71,35 @@ async fn expect(
     method: Method,
     url: &str,
 ) -> (Value, tower_test::mock::SendResponse<Response<Body>>) {
+    let (_, body, send) = expect_request(handle, method, url).await;
+    (body, send)
+}
+
+/// [`expect`], also returning the request's `Accept` header.
+async fn expect_request(
+    handle: &mut Handle,
+    method: Method,
+    url: &str,
+) -> (String, Value, tower_test::mock::SendResponse<Response<Body>>) {
     let (request, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {method} {url}"))
         .unwrap_or_else(|| panic!("no request; expected {method} {url}"));
     assert_eq!(request.method(), method, "{}", request.uri());
     assert_eq!(request.uri().to_string(), url);
+    let accept = request
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let bytes = request.into_body().collect().await.unwrap().to_bytes();
     let body = if bytes.is_empty() {
         Value::Null
     } else {
         serde_json::from_slice(&bytes).unwrap()
     };
-    (body, send)
+    (accept, body, send)
 }
 
 fn reply(send: tower_test::mock::SendResponse<Response<Body>>, status: StatusCode, body: &Value) {
@@ -99,18 +119,64 @@ fn not_found(send: tower_test::mock::SendResponse<Response<Body>>) {
     );
 }
 
-/// Expects the three server-side applies of a valid app and answers each with the body, the Knative
-/// Service with `ksvc_status` added. Returns the applied bodies.
-async fn expect_applies(handle: &mut Handle, app: &NextApp, ksvc_status: Value) -> Vec<Value> {
+const KSVC_URL: &str = "/apis/serving.knative.dev/v1/namespaces/web/services/shop";
+const SA_URL: &str = "/api/v1/namespaces/web/serviceaccounts/shop-sa";
+const NP_URL: &str = "/apis/networking.k8s.io/v1/namespaces/web/networkpolicies/shop-allow-ingress";
+
+/// The metadata of an object found at a child's name: `labels` and, if `controller_uid` is given, a
+/// controller reference with that UID (to a NextApp `shop` when it is [`UID`], else to a Deployment).
+fn found(uid: &str, labels: Value, controller_uid: Option<&str>) -> Value {
+    let owners = match controller_uid {
+        Some(UID) => json!([{"apiVersion": "apps.kn-next.dev/v1alpha1", "kind": "NextApp", "name": "shop",
+                             "uid": UID, "controller": true, "blockOwnerDeletion": true}]),
+        Some(other) => json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "billing",
+                               "uid": other, "controller": true}]),
+        None => json!([]),
+    };
+    json!({"uid": uid, "labels": labels, "ownerReferences": owners})
+}
+
+/// Expects the metadata-only GETs of the three child names, in render order, and answers each with
+/// `PartialObjectMetadata` carrying the given metadata, or 404 for `None`.
+async fn expect_inspections(handle: &mut Handle, [ksvc, sa, np]: [Option<Value>; 3]) {
+    for (url, meta) in [(KSVC_URL, ksvc), (SA_URL, sa), (NP_URL, np)] {
+        // From the API server's watch cache (resourceVersion=0), not a quorum read.
+        let url = format!("{url}?&resourceVersion=0");
+        let (accept, body, send) = expect_request(handle, Method::GET, &url).await;
+        assert!(
+            accept.contains("as=PartialObjectMetadata"),
+            "metadata only: {accept}"
+        );
+        assert_eq!(body, Value::Null);
+        match meta {
+            None => not_found(send),
+            Some(meta) => reply(
+                send,
+                StatusCode::OK,
+                &json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": meta}),
+            ),
+        }
+    }
+}
+
+/// Expects the server-side applies of a valid app, but not of the kinds in `withheld`, and answers
+/// each with the body, the Knative Service with `ksvc_status` added. Returns the applied bodies.
+async fn expect_applies_except(
+    handle: &mut Handle,
+    app: &NextApp,
+    ksvc_status: Value,
+    withheld: &[&str],
+) -> Vec<Value> {
     let want = rendered(app);
     let mut got = Vec::new();
-    for object in &want {
+    for object in want
+        .iter()
+        .filter(|o| !withheld.contains(&o["kind"].as_str().unwrap()))
+    {
         let url = match object["kind"].as_str().unwrap() {
-            "Service" => format!("/apis/serving.knative.dev/v1/namespaces/web/services/shop{SSA}"),
-            "ServiceAccount" => format!("/api/v1/namespaces/web/serviceaccounts/shop-sa{SSA}"),
-            "NetworkPolicy" => {
-                format!("/apis/networking.k8s.io/v1/namespaces/web/networkpolicies/shop-allow-ingress{SSA}")
-            }
+            "Service" => format!("{KSVC_URL}{SSA}"),
+            "ServiceAccount" => format!("{SA_URL}{SSA}"),
+            "NetworkPolicy" => format!("{NP_URL}{SSA}"),
             other => panic!("unexpected kind {other}"),
         };
         let (body, send) = expect(handle, Method::PATCH, &url).await;
@@ -128,6 +194,27 @@ async fn expect_applies(handle: &mut Handle, app: &NextApp, ksvc_status: Value) 
         got.push(body);
     }
     got
+}
+
+/// Expects the inspections (every name free) and the server-side applies of a valid app.
+async fn expect_applies(handle: &mut Handle, app: &NextApp, ksvc_status: Value) -> Vec<Value> {
+    expect_inspections(handle, [None, None, None]).await;
+    expect_applies_except(handle, app, ksvc_status, &[]).await
+}
+
+/// Expects a Warning event about the NextApp and answers it; returns the event.
+async fn expect_event(handle: &mut Handle) -> Value {
+    let (event, send) = expect(
+        handle,
+        Method::POST,
+        "/apis/events.k8s.io/v1/namespaces/web/events?",
+    )
+    .await;
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["regarding"]["name"], "shop");
+    assert_eq!(event["regarding"]["uid"], UID);
+    reply(send, StatusCode::CREATED, &event);
+    event
 }
 
 async fn expect_status(handle: &mut Handle) -> Value {
@@ -182,6 +269,20 @@ where
     F: std::future::Future<Output = Handle> + Send + 'static,
 {
     let (ctx, handle) = context();
+    let (result, _) = run_in(ctx.clone(), handle, app, scenario).await;
+    (result, ctx)
+}
+
+/// [`run`] with a given context and mock (to reconcile the same app again, as the controller does).
+async fn run_in<F>(
+    ctx: Arc<Context>,
+    handle: Handle,
+    app: NextApp,
+    scenario: impl FnOnce(Handle) -> F,
+) -> (Result<Action, reconcile::Error>, Handle)
+where
+    F: std::future::Future<Output = Handle> + Send + 'static,
+{
     let verifier = tokio::spawn(scenario(handle));
     let mut reconciling = tokio::spawn(reconcile::reconcile(Arc::new(app), ctx.clone()));
     let mut handle = tokio::time::timeout(Duration::from_secs(5), verifier)
@@ -200,7 +301,7 @@ where
     })
     .await
     .expect("the reconcile did not finish");
-    (result, ctx)
+    (result, handle)
 }
 
 fn ready_ksvc() -> Value {
@@ -277,6 +378,7 @@ async fn an_unchanged_status_is_not_written_again() {
         knative: serde_json::from_value(ready_ksvc()).ok(),
         revision_active: Some(true),
         knative_generation: Some(1),
+        ..status::Observed::default()
     };
     a.status = Some(status::applied(&a, &observed, now()).status);
     let expected = a.clone();
@@ -347,35 +449,365 @@ async fn another_spec_problem_reports_invalid_spec() {
     assert_eq!(result.unwrap(), Action::await_change());
 }
 
+/// The labels of the Go operator (`kn-next-operator`) on its NetworkPolicy and Knative Service.
+fn go_operator_labels() -> Value {
+    json!({"app": "shop", "generated-by": "kn-next-operator"})
+}
+
+/// The labels `knext render` puts on a child of `shop`.
+fn knext_labels() -> Value {
+    json!({"apps.kn-next.dev/app": "shop", "app.kubernetes.io/managed-by": "knext"})
+}
+
 #[tokio::test]
-async fn network_policy_false_deletes_only_knexts_network_policy() {
+async fn network_policy_false_deletes_the_apps_own_policy_by_name_with_a_uid_precondition() {
+    // Migrated from the Go operator: labelled only `app`, `generated-by`, and controlled by this NextApp.
     let a = app(json!({"security": {"networkPolicy": false}}));
     let expected = a.clone();
     let (result, _) = run(a, |mut h| async move {
-        let applied = expect_applies(&mut h, &expected, Value::Null).await;
+        let np = found("np-uid-1", go_operator_labels(), Some(UID));
+        expect_inspections(&mut h, [None, None, Some(np)]).await;
+        let applied = expect_applies_except(&mut h, &expected, Value::Null, &[]).await;
         assert!(applied.iter().all(|o| o["kind"] != "NetworkPolicy"));
-        let (_, send) = expect(
+        let (body, send) = expect(&mut h, Method::DELETE, &format!("{NP_URL}?")).await;
+        assert_eq!(
+            body["preconditions"],
+            json!({"uid": "np-uid-1"}),
+            "deleted only if it is still the object inspected"
+        );
+        reply(
+            send,
+            StatusCode::OK,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        );
+        let status = expect_status(&mut h).await;
+        assert_eq!(condition(&status, "Degraded")["reason"], "AsExpected");
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+}
+
+#[tokio::test]
+async fn a_policy_replaced_since_the_inspection_is_not_deleted_and_the_pass_is_retried() {
+    let a = app(json!({"security": {"networkPolicy": false}}));
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        let np = found("np-uid-1", knext_labels(), Some(UID));
+        expect_inspections(&mut h, [None, None, Some(np)]).await;
+        expect_applies_except(&mut h, &expected, Value::Null, &[]).await;
+        let (_, send) = expect(&mut h, Method::DELETE, &format!("{NP_URL}?")).await;
+        reply(
+            send,
+            StatusCode::CONFLICT,
+            &json!({
+                "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
+                "message": "Precondition failed: UID in precondition: np-uid-1, UID in object meta: np-uid-2",
+            }),
+        );
+        h
+    })
+    .await;
+    let err = result.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("delete NetworkPolicy web/shop-allow-ingress: "),
+        "{err}"
+    );
+}
+
+/// A slot for the status a scenario saw written, so the next pass can start from it.
+type Written = Arc<std::sync::Mutex<Value>>;
+
+/// `app` with the status the previous pass wrote.
+fn with_status(mut app: NextApp, written: &Written) -> NextApp {
+    app.status = Some(serde_json::from_value(written.lock().unwrap().clone()).unwrap());
+    app
+}
+
+#[tokio::test]
+async fn network_policy_false_leaves_a_policy_the_app_does_not_control_and_says_so_once() {
+    for (np, says) in [
+        (
+            found("np-uid-1", knext_labels(), Some("d-uid")),
+            "is controlled by apps/v1 Deployment billing (uid d-uid), not by this NextApp",
+        ),
+        (
+            found("np-uid-1", go_operator_labels(), None),
+            "exists without a controller;",
+        ),
+    ] {
+        let a = app(json!({"security": {"networkPolicy": false}}));
+        let expected = a.clone();
+        let written = Written::default();
+        let (ctx, handle) = context();
+        let (result, handle) = run_in(ctx.clone(), handle, a.clone(), |mut h| {
+            let (np, written) = (np.clone(), written.clone());
+            async move {
+                expect_inspections(&mut h, [None, None, Some(np)]).await;
+                expect_applies_except(&mut h, &expected, Value::Null, &[]).await;
+                // No DELETE: an event and the status say why.
+                let event = expect_event(&mut h).await;
+                assert_eq!(event["reason"], "NotOwned");
+                let note = event["note"].as_str().unwrap().to_owned();
+                assert!(note.contains(says), "{note}");
+                assert!(
+                    note.starts_with(
+                        "security.networkPolicy is false, but NetworkPolicy web/shop-allow-ingress "
+                    ),
+                    "{note}"
+                );
+                let status = expect_status(&mut h).await;
+                let degraded = condition(&status, "Degraded");
+                assert_eq!(
+                    (degraded["status"].as_str(), degraded["reason"].as_str()),
+                    (Some("False"), Some("NotOwned")),
+                    "not a failure: the policy may be the user's own"
+                );
+                assert_eq!(degraded["message"], note.as_str());
+                *written.lock().unwrap() = status;
+                h
+            }
+        })
+        .await;
+        assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+
+        // The next pass starts from that status: the same findings, no second event, no status write.
+        let again = with_status(a, &written);
+        let expected = again.clone();
+        let (result, _) = run_in(ctx, handle, again, |mut h| async move {
+            expect_inspections(&mut h, [None, None, Some(np)]).await;
+            expect_applies_except(&mut h, &expected, Value::Null, &[]).await;
+            h
+        })
+        .await;
+        assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+    }
+}
+
+#[tokio::test]
+async fn a_service_account_of_another_owner_is_not_applied_nor_the_knative_service_that_would_use_it() {
+    let a = app(json!({}));
+    let expected = a.clone();
+    let written = Written::default();
+    let (ctx, handle) = context();
+    let sa = found("sa-uid", json!({}), Some("d-uid"));
+    let (result, handle) = run_in(ctx.clone(), handle, a.clone(), |mut h| {
+        let (sa, written) = (sa.clone(), written.clone());
+        async move {
+            expect_inspections(&mut h, [None, Some(sa), None]).await;
+            // Neither the ServiceAccount nor the Knative Service; the NetworkPolicy still is.
+            let applied =
+                expect_applies_except(&mut h, &expected, Value::Null, &["Service", "ServiceAccount"]).await;
+            assert_eq!(applied.len(), 1);
+            let event = expect_event(&mut h).await;
+            assert_eq!(event["reason"], "OwnershipConflict");
+            assert_eq!(
+                event["note"],
+                "ServiceAccount web/shop-sa is controlled by apps/v1 Deployment billing (uid d-uid), not by \
+                 this NextApp; knext applies nothing to it"
+            );
+            let status = expect_status(&mut h).await;
+            let ready = condition(&status, "Ready");
+            assert_eq!(
+                (ready["status"].as_str(), ready["reason"].as_str()),
+                (Some("False"), Some("OwnershipConflict"))
+            );
+            assert!(
+                ready["message"].as_str().unwrap().starts_with(
+                    "Knative Service web/shop not applied: its pods would run as ServiceAccount web/shop-sa"
+                ),
+                "{ready}"
+            );
+            let degraded = condition(&status, "Degraded");
+            assert_eq!(
+                (degraded["status"].as_str(), degraded["reason"].as_str()),
+                (Some("True"), Some("OwnershipConflict"))
+            );
+            let message = degraded["message"].as_str().unwrap();
+            assert!(message.contains(event["note"].as_str().unwrap()), "{message}");
+            assert!(
+                message.contains("Knative Service web/shop not applied"),
+                "{message}"
+            );
+            assert_eq!(condition(&status, "Reconciling")["status"], "False");
+            assert_eq!(status["observedGeneration"], 2);
+            *written.lock().unwrap() = status;
+            h
+        }
+    })
+    .await;
+    // Resolving the conflict changes nothing the operator watches: look again.
+    assert_eq!(result.unwrap(), Action::requeue(status::CONFLICT_REQUEUE));
+
+    // Still in conflict on the next pass: the status names it already, so no event and no write.
+    let again = with_status(a, &written);
+    let expected = again.clone();
+    let (result, _) = run_in(ctx, handle, again, |mut h| async move {
+        expect_inspections(&mut h, [None, Some(sa), None]).await;
+        expect_applies_except(&mut h, &expected, Value::Null, &["Service", "ServiceAccount"]).await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::CONFLICT_REQUEUE));
+}
+
+#[tokio::test]
+async fn a_knative_service_of_another_owner_is_not_applied_nor_the_policy_that_would_select_its_pods() {
+    // `kn service create shop` before the NextApp existed: no controller, no knext labels.
+    let a = app(json!({}));
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        let ksvc = found("ksvc-uid", json!({"serving.knative.dev/creator": "alice"}), None);
+        expect_inspections(&mut h, [Some(ksvc), None, None]).await;
+        let applied =
+            expect_applies_except(&mut h, &expected, Value::Null, &["Service", "NetworkPolicy"]).await;
+        assert_eq!(applied[0]["kind"], "ServiceAccount");
+        // No Revision GET either: the other owner's Knative status is not read.
+        let event = expect_event(&mut h).await;
+        assert_eq!(event["reason"], "OwnershipConflict");
+        let note = event["note"].as_str().unwrap();
+        assert!(
+            note.starts_with(
+                "Knative Service web/shop exists without a controller and without knext's labels for this app"
+            ),
+            "{note}"
+        );
+        let status = expect_status(&mut h).await;
+        let ready = condition(&status, "Ready");
+        assert_eq!(
+            (ready["status"].as_str(), ready["reason"].as_str(), ready["message"].as_str()),
+            (Some("False"), Some("OwnershipConflict"), Some(note))
+        );
+        let degraded = condition(&status, "Degraded");
+        assert_eq!(degraded["status"], "True");
+        assert!(
+            degraded["message"]
+                .as_str()
+                .unwrap()
+                .contains("NetworkPolicy web/shop-allow-ingress not applied: it would select the pods of Knative Service web/shop"),
+            "{degraded}"
+        );
+        assert!(status.get("url").is_none_or(Value::is_null), "{status}");
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::CONFLICT_REQUEUE));
+}
+
+#[tokio::test]
+async fn a_network_policy_of_another_owner_is_not_applied_while_the_app_rolls_out_and_stays_truthfully_ready()
+{
+    let a = app(json!({}));
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        let np = found("np-uid", json!({}), None);
+        expect_inspections(&mut h, [None, None, Some(np)]).await;
+        let applied = expect_applies_except(&mut h, &expected, ready_ksvc(), &["NetworkPolicy"]).await;
+        assert_eq!(applied.len(), 2);
+        expect_revision(&mut h, "True").await;
+        let event = expect_event(&mut h).await;
+        assert_eq!(event["reason"], "OwnershipConflict");
+        let status = expect_status(&mut h).await;
+        // The Knative Service serves the latest spec: Ready says so; Degraded names the conflict.
+        assert_eq!(condition(&status, "Ready")["status"], "True");
+        let degraded = condition(&status, "Degraded");
+        assert_eq!(
+            (degraded["status"].as_str(), degraded["reason"].as_str()),
+            (Some("True"), Some("OwnershipConflict"))
+        );
+        assert_eq!(degraded["message"], event["note"]);
+        assert_eq!(status["url"], "https://shop.web.example.com");
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::CONFLICT_REQUEUE));
+}
+
+#[tokio::test]
+async fn children_of_this_nextapp_or_labelled_for_it_without_a_controller_are_applied() {
+    // The Go operator's Knative Service (its labels, this NextApp's controller reference), a
+    // ServiceAccount from `knext render` applied by GitOps (knext's labels, no controller) and the Go
+    // operator's policy without its owner reference: ours, adopted, adopted.
+    let a = app(json!({}));
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        expect_inspections(
             &mut h,
-            Method::GET,
-            "/apis/networking.k8s.io/v1/namespaces/web/networkpolicies?&labelSelector=apps.kn-next.dev%2Fapp%3Dshop%2Capp.kubernetes.io%2Fmanaged-by%3Dknext",
+            [
+                Some(found("ksvc-uid", go_operator_labels(), Some(UID))),
+                Some(found("sa-uid", knext_labels(), None)),
+                Some(found("np-uid", go_operator_labels(), None)),
+            ],
         )
         .await;
-        let np = |name: &str, managed_by: &str| json!({
-            "metadata": {"name": name, "namespace": "web",
-                         "labels": {"apps.kn-next.dev/app": "shop", "app.kubernetes.io/managed-by": managed_by}},
-            "spec": {"podSelector": {}},
-        });
-        reply(send, StatusCode::OK, &json!({
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicyList", "metadata": {},
-            "items": [np("shop-allow-ingress", "knext"), np("hand-made", "someone-else")],
-        }));
-        let (_, send) = expect(
-            &mut h,
-            Method::DELETE,
-            "/apis/networking.k8s.io/v1/namespaces/web/networkpolicies/shop-allow-ingress?",
-        )
-        .await;
-        reply(send, StatusCode::OK, &json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
+        let applied = expect_applies_except(&mut h, &expected, Value::Null, &[]).await;
+        assert_eq!(applied.len(), 3, "each applied with the controller reference");
+        let status = expect_status(&mut h).await;
+        assert_eq!(condition(&status, "Degraded")["reason"], "AsExpected");
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+}
+
+#[tokio::test]
+async fn validator_warnings_are_published_once_per_generation() {
+    let a = app(json!({"env": {"NODE_ENV": "development"}}));
+    let expected = a.clone();
+    let written = Written::default();
+    let (ctx, handle) = context();
+    let (result, handle) = run_in(ctx.clone(), handle, a.clone(), |mut h| {
+        let written = written.clone();
+        async move {
+            let event = expect_event(&mut h).await;
+            assert_eq!(event["reason"], "InvalidSpec");
+            assert_eq!(event["action"], "Validate");
+            assert_eq!(
+                event["note"],
+                "spec.env.NODE_ENV: NODE_ENV is set by knext from the spec; this entry is ignored"
+            );
+            expect_applies(&mut h, &expected, Value::Null).await;
+            let status = expect_status(&mut h).await;
+            assert_eq!(status["observedGeneration"], 2);
+            *written.lock().unwrap() = status;
+            h
+        }
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+
+    // The requeue (and the watch event of the status write) find generation 2 observed: no event.
+    let again = with_status(a, &written);
+    let expected = again.clone();
+    let (result, handle) = run_in(ctx.clone(), handle, again.clone(), |mut h| async move {
+        expect_applies(&mut h, &expected, Value::Null).await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+
+    // A new generation is a new spec: its warnings are published again (kube's recorder counts a
+    // repeat within its cache window on the first event's series instead of creating another).
+    let mut next = again;
+    next.metadata.generation = Some(3);
+    let expected = next.clone();
+    let (result, _) = run_in(ctx, handle, next, |mut h| async move {
+        let (request, send) = h.next_request().await.unwrap();
+        assert_eq!(request.method(), Method::PATCH);
+        let path = request.uri().path().to_owned();
+        assert!(
+            path.starts_with("/apis/events.k8s.io/v1/namespaces/web/events/shop."),
+            "{path}"
+        );
+        let bytes = request.into_body().collect().await.unwrap().to_bytes();
+        let event: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            (event["reason"].as_str(), event["series"]["count"].as_i64()),
+            (Some("InvalidSpec"), Some(2))
+        );
+        reply(send, StatusCode::OK, &event);
+        expect_applies(&mut h, &expected, Value::Null).await;
         expect_status(&mut h).await;
         h
     })
@@ -384,10 +816,68 @@ async fn network_policy_false_deletes_only_knexts_network_policy() {
 }
 
 #[tokio::test]
+async fn an_event_that_cannot_be_published_does_not_fail_the_pass() {
+    let a = app(json!({"env": {"NODE_ENV": "development"}}));
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        let (_, send) = expect(
+            &mut h,
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/web/events?",
+        )
+        .await;
+        reply(
+            send,
+            StatusCode::FORBIDDEN,
+            &json!({
+                "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
+                "message": "events.events.k8s.io is forbidden",
+            }),
+        );
+        expect_applies(&mut h, &expected, Value::Null).await;
+        expect_status(&mut h).await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+}
+
+#[tokio::test]
+async fn an_event_the_api_server_does_not_answer_holds_the_pass_for_the_event_timeout_only() {
+    let a = app(json!({"env": {"NODE_ENV": "development"}}));
+    let expected = a.clone();
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let mut ctx = Context::new(Client::new(service, "default"), Arc::new(Metrics::new()), None);
+    ctx.now = now;
+    ctx.event_timeout = Duration::from_millis(200);
+    let started = std::time::Instant::now();
+    let (result, _) = run_in(Arc::new(ctx), handle, a, |mut h| async move {
+        // Never answered while the pass goes on.
+        let (_, _unanswered) = expect(
+            &mut h,
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/web/events?",
+        )
+        .await;
+        expect_applies(&mut h, &expected, Value::Null).await;
+        expect_status(&mut h).await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn an_api_error_fails_the_pass_and_backs_off_exponentially() {
     let a = app(json!({}));
     let (result, ctx) = run(a.clone(), |mut h| async move {
-        let (_, send) = expect(&mut h, Method::PATCH, &format!("/apis/serving.knative.dev/v1/namespaces/web/services/shop{SSA}")).await;
+        expect_inspections(&mut h, [None, None, None]).await;
+        let (_, send) = expect(&mut h, Method::PATCH, &format!("{KSVC_URL}{SSA}")).await;
         reply(send, StatusCode::INTERNAL_SERVER_ERROR, &json!({
             "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500, "message": "etcd is sad",
         }));

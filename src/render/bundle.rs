@@ -332,16 +332,18 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
     }
 }
 
-/// Verbs to server-side apply a child (apply creates missing objects, so `create` too) and watch it.
-const APPLY: &[&str] = &["create", "list", "patch", "watch"];
+/// Verbs to manage a child: read the metadata of the object holding its name (who controls it), server-side
+/// apply it (apply creates missing objects, so `create` too) and watch it.
+const APPLY: &[&str] = &["create", "get", "list", "patch", "watch"];
 /// Verbs to read and watch.
 const READ: &[&str] = &["get", "list", "watch"];
 
 /// Exactly what `knext operator` does, and nothing more: no Secrets, no `update`, no `get` or
-/// `delete` it does not make, no wildcards. The reconciler server-side applies its children (which
+/// `delete` it does not make, no wildcards. The reconciler reads the metadata of each child's name
+/// (to apply nothing over an object another owner controls), server-side applies its children (which
 /// creates missing ones) and watches them; it deletes only NetworkPolicies (`security.networkPolicy:
-/// false`; everything else goes with its owner through garbage collection); it reads one Revision to
-/// see whether it scaled to zero.
+/// false`, by name, its own only; everything else goes with its owner through garbage collection); it
+/// reads one Revision to see whether it scaled to zero.
 pub fn operator_rules() -> Vec<PolicyRule> {
     vec![
         rule("", &["serviceaccounts"], APPLY),
@@ -356,7 +358,7 @@ pub fn operator_rules() -> Vec<PolicyRule> {
         rule(
             "networking.k8s.io",
             &["networkpolicies"],
-            &["create", "delete", "list", "patch", "watch"],
+            &["create", "delete", "get", "list", "patch", "watch"],
         ),
         rule("serving.knative.dev", &["services"], APPLY),
         rule("serving.knative.dev", &["revisions"], READ),
@@ -834,14 +836,14 @@ mod tests {
         assert_eq!(
             grants,
             [
-                "/serviceaccounts: create,list,patch,watch",
+                "/serviceaccounts: create,get,list,patch,watch",
                 "apps.kn-next.dev/nextapps/finalizers: update",
                 "apps.kn-next.dev/nextapps/status: patch",
                 "apps.kn-next.dev/nextapps: list,watch",
                 "events.k8s.io/events: create,patch",
-                "networking.k8s.io/networkpolicies: create,delete,list,patch,watch",
+                "networking.k8s.io/networkpolicies: create,delete,get,list,patch,watch",
                 "serving.knative.dev/revisions: get,list,watch",
-                "serving.knative.dev/services: create,list,patch,watch",
+                "serving.knative.dev/services: create,get,list,patch,watch",
             ]
         );
     }

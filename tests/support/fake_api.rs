@@ -1,7 +1,9 @@
 //! A small fake Kubernetes API server on loopback for process-level tests and the operator benchmark:
 //! a real HTTP/1.1 server (threads, keep-alive), not the in-process mock. It answers `/version`,
 //! lists (NextApps per [`Cluster`], everything else empty), holds watches open, stores one Lease,
-//! echoes server-side applies and counts status writes.
+//! answers GETs of named objects from the objects it was given (404 otherwise; `PartialObjectMetadata`
+//! when the client asks for metadata only), echoes server-side applies (refusing, as the real API
+//! server does, one that would give an object a second controller) and counts status writes.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
@@ -15,6 +17,7 @@ use std::sync::{Arc, Mutex};
 pub struct Seen {
     pub method: String,
     pub target: String,
+    pub accept: String,
     pub body: String,
 }
 
@@ -37,6 +40,11 @@ pub struct FakeApiServer {
 
 impl FakeApiServer {
     pub fn start(cluster: Cluster) -> Self {
+        Self::start_with(cluster, Vec::new())
+    }
+
+    /// Also holds `objects`, each at its API path (e.g. `/api/v1/namespaces/ns/serviceaccounts/name`).
+    pub fn start_with(cluster: Cluster, objects: Vec<(String, serde_json::Value)>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -48,6 +56,7 @@ impl FakeApiServer {
             lease,
             status_writes: status_writes.clone(),
             list: apps_list(cluster),
+            objects: objects.into_iter().collect(),
         });
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -82,6 +91,7 @@ struct State {
     lease: Arc<Mutex<Option<String>>>,
     status_writes: Arc<AtomicUsize>,
     list: String,
+    objects: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// The NextApp list body for `cluster`.
@@ -121,6 +131,7 @@ fn serve(stream: TcpStream, state: &State) {
             parts.next().unwrap_or("").to_owned(),
         );
         let mut length = 0;
+        let mut accept = String::new();
         loop {
             let mut header = String::new();
             if reader.read_line(&mut header).unwrap_or(0) == 0 {
@@ -129,10 +140,12 @@ fn serve(stream: TcpStream, state: &State) {
             if header == "\r\n" {
                 break;
             }
-            if let Some((k, v)) = header.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse().unwrap_or(0);
+            if let Some((k, v)) = header.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                } else if k.eq_ignore_ascii_case("accept") {
+                    accept = v.trim().to_owned();
+                }
             }
         }
         let mut body = vec![0; length];
@@ -143,6 +156,7 @@ fn serve(stream: TcpStream, state: &State) {
         state.log.lock().unwrap().push(Seen {
             method: method.clone(),
             target: target.clone(),
+            accept: accept.clone(),
             body: body.clone(),
         });
         let path = target.split('?').next().unwrap_or("");
@@ -156,22 +170,20 @@ fn serve(stream: TcpStream, state: &State) {
             while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
             return;
         }
-        let (status, reply) = answer(state, &method, path, &body);
-        let head = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        let (status, reply) = answer(state, &method, path, &accept, &body);
+        // One write per response: a head and a body in two small writes meet Nagle's algorithm and the
+        // client's delayed ACK, which held every response ~40 ms.
+        let response = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}",
             reply.len()
         );
-        if out
-            .write_all(head.as_bytes())
-            .and_then(|()| out.write_all(reply.as_bytes()))
-            .is_err()
-        {
+        if out.write_all(response.as_bytes()).is_err() {
             return;
         }
     }
 }
 
-fn answer(state: &State, method: &str, path: &str, body: &str) -> (&'static str, String) {
+fn answer(state: &State, method: &str, path: &str, accept: &str, body: &str) -> (&'static str, String) {
     let cluster = state.cluster;
     let not_found = || {
         (
@@ -202,6 +214,19 @@ fn answer(state: &State, method: &str, path: &str, body: &str) -> (&'static str,
     if method == "GET" && path.ends_with("/nextapps") {
         return ("200 OK", state.list.clone());
     }
+    if method == "GET" && is_named(path) {
+        return match state.objects.get(path) {
+            Some(o) if accept.contains("as=PartialObjectMetadata") => (
+                "200 OK",
+                serde_json::json!({
+                    "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": o["metadata"],
+                })
+                .to_string(),
+            ),
+            Some(o) => ("200 OK", o.to_string()),
+            None => not_found(),
+        };
+    }
     if method == "GET" {
         return (
             "200 OK",
@@ -209,8 +234,23 @@ fn answer(state: &State, method: &str, path: &str, body: &str) -> (&'static str,
         );
     }
     if method == "PATCH" {
-        // Server-side apply: echo the applied object as if created; count status writes.
+        // Server-side apply: echo the applied object as if created; count status writes. Like the real
+        // API server's validation of ownerReferences, refuse an object with two controllers.
         let mut v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let controller = |o: &serde_json::Value| {
+            o["metadata"]["ownerReferences"]
+                .as_array()
+                .and_then(|refs| refs.iter().find(|r| r["controller"] == true))
+                .map(|r| r["uid"].clone())
+        };
+        if let (Some(stored), Some(applied)) = (state.objects.get(path).and_then(controller), controller(&v))
+            && stored != applied
+        {
+            return (
+                "422 Unprocessable Entity",
+                r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Invalid","code":422,"message":"metadata.ownerReferences: Invalid value: Only one reference can have Controller set to true"}"#.to_owned(),
+            );
+        }
         v["metadata"]["generation"] = 1.into();
         if path.ends_with("/status") {
             state.status_writes.fetch_add(1, Ordering::Relaxed);
@@ -221,6 +261,15 @@ fn answer(state: &State, method: &str, path: &str, body: &str) -> (&'static str,
         return ("201 Created", body.to_owned());
     }
     not_found()
+}
+
+/// Whether `path` names one object (`…/namespaces/<ns>/<resource>/<name>`), not a collection.
+fn is_named(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    segments
+        .iter()
+        .position(|s| *s == "namespaces")
+        .is_some_and(|i| segments.len() == i + 4)
 }
 
 /// A loopback address with a port that was free a moment ago (for `--metrics-addr`/`--health-addr`).
