@@ -761,7 +761,7 @@ async fn validator_warnings_are_published_once_per_generation() {
         let written = written.clone();
         async move {
             let event = expect_event(&mut h).await;
-            assert_eq!(event["reason"], "InvalidSpec");
+            assert_eq!(event["reason"], "EnvVarIgnored");
             assert_eq!(event["action"], "Validate");
             assert_eq!(
                 event["note"],
@@ -804,10 +804,40 @@ async fn validator_warnings_are_published_once_per_generation() {
         let event: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(
             (event["reason"].as_str(), event["series"]["count"].as_i64()),
-            (Some("InvalidSpec"), Some(2))
+            (Some("EnvVarIgnored"), Some(2))
         );
         reply(send, StatusCode::OK, &event);
         expect_applies(&mut h, &expected, Value::Null).await;
+        expect_status(&mut h).await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+}
+
+#[tokio::test]
+async fn a_timeout_that_cuts_the_drain_short_is_a_warning_event_and_the_app_still_rolls_out() {
+    // Knative's 30 s preStop wait leaves 15 s of a 45 s grace period: the cap shrinks to 10 s.
+    let a = app(json!({"timeoutSeconds": 45}));
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        let event = expect_event(&mut h).await;
+        assert_eq!(event["reason"], "ShortDrainBudget");
+        let note = event["note"].as_str().unwrap();
+        assert!(
+            note.starts_with("spec.timeoutSeconds: 45 s leaves 15 s"),
+            "{note}"
+        );
+        assert!(note.contains("at most 10 s instead of 25 s"), "{note}");
+        let applied = expect_applies(&mut h, &expected, Value::Null).await;
+        let env = &applied[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+        let cap = env
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "KNEXT_SHUTDOWN_GRACE_MS")
+            .unwrap();
+        assert_eq!(cap["value"], "10000");
         expect_status(&mut h).await;
         h
     })
