@@ -228,11 +228,11 @@ pub mod defaults {
 ///
 /// Knative sets the pod's `terminationGracePeriodSeconds` to `timeoutSeconds` and gives the user
 /// container a preStop hook (`GET /wait-for-drain` on the queue-proxy) that returns only after the
-/// queue-proxy has seen no request for [`KNATIVE_PRESTOP_DRAIN_SECONDS`]. The kubelet runs the preStop
+/// queue-proxy has seen no request for [`drain::KNATIVE_PRESTOP_DRAIN_SECONDS`]. The kubelet runs the preStop
 /// hook first, sends SIGTERM when it returns (or when the grace period is used up) and SIGKILLs what is
-/// left when the rest of the grace period, but at least [`KUBELET_MIN_GRACE_SECONDS`], has passed.
-/// So knext serve has `max(timeoutSeconds − 30 s, 2 s)` after SIGTERM ([`budget_ms`]), and its cap
-/// ([`cap_ms`]) keeps a margin below that. In-flight requests are not cut short by the preStop phase:
+/// left when the rest of the grace period, but at least [`drain::KUBELET_MIN_GRACE_SECONDS`], has passed.
+/// So knext serve has `max(timeoutSeconds − 30 s, 2 s)` after SIGTERM ([`drain::budget_ms`]), and its cap
+/// ([`drain::cap_ms`]) keeps a margin below that. In-flight requests are not cut short by the preStop phase:
 /// the container serves them during those 30 s; the cap bounds what is left after it.
 pub mod drain {
     /// The queue-proxy's drain quiet period, seconds: `drainSleepDuration` in Knative Serving's

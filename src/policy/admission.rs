@@ -8,7 +8,7 @@ use crate::api::{NextApp, reasons};
 
 /// Evaluates the CEL admission rules (`x-kubernetes-validations`) of the NextApp CRD knext ships
 /// ([`crate::api::crd::nextapp_crd`], derived from the same types) client-side with kube-cel, as the API
-/// server would on create. [`validate`] is stricter than these rules, so this finds nothing for a
+/// server would on create. [`validate`](super::validate) is stricter than these rules, so this finds nothing for a
 /// validated app unless the two drifted apart; `knext validate` and build.rs run it to prove they agree.
 pub fn admission(app: &NextApp) -> Vec<Problem> {
     let failed = |path: &str, message: String| Problem {
