@@ -15,7 +15,7 @@
 //! request costs a header comparison and nothing else. Error bodies are fixed sentences: what went
 //! wrong underneath (Redis's error text, the upstream's) goes to the log, never to the client.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use http::{Method, Request, Response, StatusCode, header};
@@ -125,9 +125,17 @@ const OWNED: [(Handler, &str); 3] = [
     (Handler::rum, "/api/rum"),
 ];
 
+/// [`OWNED`]'s routes split into segments, once.
+static OWNED_SEGMENTS: LazyLock<Vec<Vec<&'static str>>> = LazyLock::new(|| {
+    OWNED
+        .iter()
+        .map(|(_, route)| path::route_segments(route))
+        .collect()
+});
+
 /// Who answers a request path, and its route label: the one ownership decision.
 fn owner<'a>(path: &str, scope: &Scope, routes: &'a Routes) -> (Handler, &'a str) {
-    match path::classify(path, &OWNED.map(|(_, route)| route), scope) {
+    match path::classify(path, &OWNED_SEGMENTS, scope) {
         Verdict::Owned(i) => OWNED.get(i).copied().unwrap_or((Handler::refused, routes::OTHER)),
         Verdict::Refused => (Handler::refused, routes::OTHER),
         Verdict::Forward => (Handler::proxy, routes.template(path)),

@@ -301,14 +301,19 @@ pub fn normalize(path: &str) -> Option<String> {
     Some(out)
 }
 
-/// Decides what to do with request path `path` given the owned `routes` (canonical spellings,
-/// `/api/rum`): see the module doc. Cheap for ordinary paths (no allocation beyond the segment list
-/// unless the path is percent-encoded).
-pub fn classify(path: &str, routes: &[&str], scope: &Scope) -> Verdict {
+/// A route's segments (`/api/rum` → `["api", "rum"]`), as [`classify`] takes the owned routes: split
+/// once, not per request.
+pub fn route_segments(route: &str) -> Vec<&str> {
+    segments(route).collect()
+}
+
+/// Decides what to do with request path `path` given the owned routes (canonical spellings split by
+/// [`route_segments`]): see the module doc. Cheap for ordinary paths (no allocation beyond the
+/// segment list unless the path is percent-encoded).
+pub fn classify(path: &str, route_segs: &[Vec<&str>], scope: &Scope) -> Verdict {
     let Some(text) = decoded(path) else {
         return Verdict::Refused;
     };
-    let route_segs: Vec<Vec<&str>> = routes.iter().map(|r| segments(r).collect()).collect();
     let mentioned = |reading: &str| {
         let segs: Vec<&str> = segments(reading).collect();
         route_segs.iter().any(|r| mentions(&segs, r))
@@ -342,8 +347,12 @@ mod tests {
 
     const ROUTES: [&str; 3] = ["/api/cache/invalidate", "/api/cache/events", "/api/rum"];
 
+    fn owned() -> Vec<Vec<&'static str>> {
+        ROUTES.iter().map(|r| route_segments(r)).collect()
+    }
+
     fn verdict(path: &str) -> Verdict {
-        classify(path, &ROUTES, &Scope::default())
+        classify(path, &owned(), &Scope::default())
     }
 
     #[test]
@@ -461,7 +470,7 @@ mod tests {
     #[test]
     fn base_path_and_locales_come_from_the_scope() {
         let scope = Scope::new("/docs", &["en".to_owned(), "fr-CA".to_owned()]);
-        let v = |p: &str| classify(p, &ROUTES, &scope);
+        let v = |p: &str| classify(p, &owned(), &scope);
         for (path, want) in [
             ("/api/rum", Verdict::Owned(2)),
             ("/docs/api/rum", Verdict::Owned(2)),
