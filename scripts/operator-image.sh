@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Builds knext's operator image without a Docker engine, as an OCI image layout:
-#   a static (musl) knext binary at /knext, /etc/passwd and /etc/group naming the nonroot user
-#   (65532, as distroless "nonroot"), USER 65532:65532, ENTRYPOINT ["/knext"], CMD ["operator"];
-#   no base image, no shell. File times, layer and config timestamps come from SOURCE_DATE_EPOCH
-#   (default: the last commit's time), so the same binary gives the same digest.
+#   a static (musl) knext binary at /knext, built with `cargo auditable` so that its exact crate set
+#   is embedded in it (section .dep-v0) for SBOM and vulnerability scanners; /etc/passwd and
+#   /etc/group naming the nonroot user (65532, as distroless "nonroot"); USER 65532:65532,
+#   ENTRYPOINT ["/knext"], CMD ["operator"]; no base image, no shell. File times, layer and config
+#   timestamps come from SOURCE_DATE_EPOCH (default: the last commit's time), so the same binary
+#   gives the same digest.
 #
 # Usage: scripts/operator-image.sh [OUT_DIR]     (default target/operator-image)
 #   Writes OUT_DIR/oci (tag "operator") and prints the image manifest digest (sha256:...).
 #   Push it with: skopeo copy oci:OUT_DIR/oci:operator docker://REGISTRY/REPO:TAG
 #   Pin it with:  scripts/operator-image.sh --pin REGISTRY/REPO@sha256:...   (writes Cargo.toml)
-# Needs: rustup (musl target), musl-tools, umoci, jq (Debian packages: musl-tools umoci jq).
+# Needs: rustup (musl target), cargo-auditable (scripts/tools.sh installs the pinned version), musl-tools,
+#   umoci, jq (Debian packages: musl-tools umoci jq).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,12 +32,14 @@ created="$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)"
 for tool in umoci jq musl-gcc; do
   command -v "$tool" >/dev/null || { echo "$tool is missing (apt-get install umoci jq musl-tools)" >&2; exit 2; }
 done
+command -v cargo-auditable >/dev/null || { echo "cargo-auditable is missing (scripts/tools.sh installs it)" >&2; exit 2; }
 rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 
 # Paths in panic messages and debug info must not depend on where the build ran.
 export RUSTFLAGS="--remap-path-prefix=$PWD=/knext --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
-cargo build --release --locked --target "$target" --bin knext >&2
+cargo auditable build --release --locked --target "$target" --bin knext >&2
 bin="target/$target/release/knext"
+objdump -h "$bin" | grep -q '\.dep-v0' || { echo "$bin carries no cargo-auditable dependency data" >&2; exit 1; }
 file "$bin" 2>/dev/null | grep -q 'static' || ldd "$bin" 2>&1 | grep -qE 'not a dynamic|statically linked' || {
   echo "$bin is not statically linked" >&2; exit 1; }
 
