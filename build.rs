@@ -6,7 +6,9 @@
 //! - `schema/nextapp.schema.json`: the editor JSON Schema;
 //! - `next/cache-handler.cjs`: the Next.js cache handler, rendered from `templates/`;
 //! - `examples/`: the bundled `examples/*.yaml` NextApps in GitOps layout, through the CLI's own
-//!   pipeline, admission rules included.
+//!   pipeline, admission rules included;
+//! - and, outside `generated/`, knext's GitHub workflows `.github/workflows/{release,ci}.yml`, rendered
+//!   from `templates/workflows/` ([`render::workflow`]).
 //!
 //! The operator image comes from `[package.metadata.knext] operator-image` in Cargo.toml, or from the
 //! `KNEXT_OPERATOR_IMAGE` environment variable when set; it is also compiled into the binary as the
@@ -23,7 +25,7 @@
 //!   "generated/ is stale: run cargo build and commit".
 //! - The bundle is also written to `OUT_DIR/install.yaml`, which the library embeds.
 //!
-//! It touches nothing outside `generated/` and `OUT_DIR`, and reads only Cargo.toml, `examples/` and
+//! It touches nothing outside `generated/`, `.github/workflows/` and `OUT_DIR`, and reads only Cargo.toml, `examples/` and
 //! `templates/` (hence the rerun directives).
 
 #![allow(dead_code)] // the shared modules carry more than the build script uses
@@ -130,6 +132,20 @@ fn run(root: &Path, out_dir: Option<&Path>) -> Result<(), Vec<String>> {
         &root.join("generated"),
         "generated/",
         &files,
+        layout::HEADER_PREFIX,
+        output::is_ci(),
+    )
+    .map_err(|e| vec![e.to_string()])?;
+
+    let workflows: BTreeMap<PathBuf, String> = render::workflow::workflows()
+        .map_err(|e| vec![e])?
+        .into_iter()
+        .map(|w| (PathBuf::from(w.file), w.text))
+        .collect();
+    output::sync_tree(
+        &root.join(".github/workflows"),
+        ".github/workflows/",
+        &workflows,
         layout::HEADER_PREFIX,
         output::is_ci(),
     )
