@@ -1,6 +1,6 @@
 # knext task runner (make is on every machine; just is not).
 
-.PHONY: build generate test lint fmt bless render conformance bench fuzz ci install operator-image
+.PHONY: build generate test lint fmt bless render conformance bench fuzz ci install operator-image release-local lint-workflows
 
 # regenerate generated/ (build.rs renders the install bundle, the CRD, examples/, the JSON Schema and the cache handler); commit the result
 generate:
@@ -34,6 +34,18 @@ install:
 # build the operator image as an OCI layout (no Docker engine needed); prints its digest
 operator-image:
 	scripts/operator-image.sh target/operator-image
+
+# rehearse the release on loopback: auditable binary, OCI layout, SBOM and its validations, push to a
+# local docker-registry, SBOM referrer, knext install with the pushed digest, the bundle's conformance
+# (Trivy's vulnerability gate and keyless signing run in .github/workflows/release.yml only)
+release-local:
+	TRIVY_SKIP="$$(grep -E '^\| `KSV[-0-9]*` \|[^|]*bundle' docs/conformance.md | cut -d'|' -f2 | grep -oE 'KSV-[0-9]+' | paste -sd, -)" \
+	  scripts/release-local.sh
+
+# lint the GitHub workflows (actionlint, zizmor) and scan the repository (trivy fs: secrets, misconfigurations)
+lint-workflows:
+	PATH="$$(scripts/tools.sh python | tail -n 1):$$PATH" && actionlint && \
+	  zizmor --offline --persona pedantic .github/workflows && scripts/trivy-repo.sh
 
 # render the bundled examples into out/examples
 render:
