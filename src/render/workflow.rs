@@ -104,7 +104,9 @@ pub struct ImagePipeline {
     pub build_what: &'static str,
     /// Debian/Ubuntu packages the build needs.
     pub build_packages: &'static str,
-    /// Shell lines that build the OCI layout at `layout` (the pinned tools are on `PATH`).
+    /// Which of `scripts/tools.sh`'s tools the build needs (`all`, `python`, `cargo`).
+    pub build_tools: &'static str,
+    /// Shell lines that build the OCI layout at `layout` (those tools are on `PATH`).
     pub build_run: Vec<&'static str>,
     /// The OCI image layout directory the build writes, holding one image.
     pub layout: &'static str,
@@ -119,6 +121,7 @@ pub fn knext_pipeline() -> ImagePipeline {
     ImagePipeline {
         build_what: "auditable static binary, reproducible OCI layout",
         build_packages: "umoci musl-tools jq skopeo",
+        build_tools: "cargo",
         build_run: vec!["scripts/operator-image.sh target/image"],
         layout: "target/image/oci",
         tag: "operator",
