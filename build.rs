@@ -25,8 +25,8 @@
 //!   "generated/ is stale: run cargo build and commit".
 //! - The bundle is also written to `OUT_DIR/install.yaml`, which the library embeds.
 //!
-//! It touches nothing outside `generated/`, `.github/workflows/` and `OUT_DIR`, and reads only Cargo.toml, `examples/` and
-//! `templates/` (hence the rerun directives).
+//! It touches nothing outside `generated/`, `.github/workflows/` and `OUT_DIR`, and reads only
+//! Cargo.toml, `examples/` and `templates/` (hence the rerun directives).
 
 #![allow(dead_code)] // the shared modules carry more than the build script uses
 
