@@ -42,10 +42,9 @@ release-local:
 	TRIVY_SKIP="$$(grep -E '^\| `KSV[-0-9]*` \|[^|]*bundle' docs/conformance.md | cut -d'|' -f2 | grep -oE 'KSV-[0-9]+' | paste -sd, -)" \
 	  scripts/release-local.sh
 
-# lint the GitHub workflows (actionlint, zizmor) and scan the repository (trivy fs: secrets, misconfigurations)
+# lint the GitHub workflows and scripts (actionlint, zizmor, shellcheck) and scan the repository (trivy fs: secrets, misconfigurations)
 lint-workflows:
-	PATH="$$(scripts/tools.sh python | tail -n 1):$$PATH" && actionlint && \
-	  zizmor --offline --persona pedantic .github/workflows && scripts/trivy-repo.sh
+	PATH="$$(scripts/tools.sh python | tail -n 1):$$PATH" && scripts/ci/workflows-lint.sh && scripts/trivy-repo.sh
 
 # render the bundled examples into out/examples
 render:
