@@ -31,9 +31,9 @@ bless:
 install:
 	cargo run --release --quiet -- install
 
-# build the operator image as an OCI layout (no Docker engine needed); prints its digest
+# build the operator image as an OCI layout (no Docker engine needed; cargo-auditable from scripts/tools.sh); prints its digest
 operator-image:
-	scripts/operator-image.sh target/operator-image
+	scripts/tools.sh cargo >/dev/null && scripts/operator-image.sh target/operator-image
 
 # rehearse the release on loopback: auditable binary, OCI layout, SBOM and its validations, push to a
 # local docker-registry, SBOM referrer, knext install with the pushed digest, the bundle's conformance
