@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs the pinned release tools and prints the directory that holds them (last line of stdout):
 #   - the Python ones of scripts/tools-requirements.txt (syft, pyspdxtools, ntia-checker, actionlint,
-#     zizmor, trivy) into the venv target/tools, rebuilt only when that file changes;
+#     zizmor, trivy) into the venv target/tools, from scripts/tools-requirements.lock: every package,
+#     dependencies included, pinned by version and sha256 (pip --require-hashes); rebuilt only when
+#     the lock changes. After editing the .txt, regenerate the lock with pip-tools:
+#       pip-compile --generate-hashes --allow-unsafe --no-emit-find-links --strip-extras \
+#         --output-file=scripts/tools-requirements.lock scripts/tools-requirements.txt
 #   - cargo-auditable (CARGO_AUDITABLE_VERSION below) with cargo install --locked, unless that
 #     version is already installed.
 # Usage: PATH="$(scripts/tools.sh [all|python|cargo] | tail -n 1):$PATH"
@@ -16,11 +20,17 @@ mode="${1:-all}"
 [[ "$mode" =~ ^(all|python|cargo)$ ]] || { echo "usage: $0 [all|python|cargo]" >&2; exit 2; }
 venv=target/tools
 req=scripts/tools-requirements.txt
-stamp="$(sha256sum "$req" | cut -d' ' -f1)"
+lock=scripts/tools-requirements.lock
+# The lock must hold exactly the pins of the .txt (a .txt edited without regenerating the lock fails).
+while read -r pin; do
+  grep -qx "$pin \\\\" "$lock" || { echo "$lock does not pin $pin: regenerate it (see the top of $0)" >&2; exit 1; }
+done < <(sed -E 's/[[:space:]]*#.*//' "$req" | grep .)
+stamp="$(sha256sum "$lock" | cut -d' ' -f1)"
 if [[ "$mode" != cargo && "$(cat "$venv/.stamp" 2>/dev/null)" != "$stamp" ]]; then
   rm -rf "$venv"
   python3 -m venv "$venv" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --requirement "$req" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: \
+    --requirement "$lock" >&2
   echo "$stamp" >"$venv/.stamp"
 fi
 if [[ "$mode" != python ]] && ! cargo install --list | grep -qx "cargo-auditable v$CARGO_AUDITABLE_VERSION:"; then
