@@ -14,14 +14,7 @@ pub const GENERATED_PATH: &str = "next/cache-handler.cjs";
 
 /// Renders the cache handler module.
 pub fn cache_handler() -> Result<String, String> {
-    let mut env = minijinja::Environment::new();
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    let syntax = minijinja::syntax::SyntaxConfig::builder()
-        .keep_trailing_newline(true)
-        .build()
-        .map_err(|e| e.to_string())?;
-    env.set_syntax(syntax);
+    let env = super::template_environment(super::TemplateSyntax::Jinja)?;
     env.render_str(
         TEMPLATE,
         minijinja::context! {

@@ -17,6 +17,34 @@ use crate::api::KnativeService;
 use crate::policy::ValidatedApp;
 use crate::yaml::emit;
 
+/// The delimiters of knext's templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateSyntax {
+    /// Jinja's own (`{{ }}`, `{% %}`, `{# #}`): `templates/cache-handler.cjs.j2`.
+    Jinja,
+    /// `[= value =]`, `{% block %}`, `[# comment #]`: `templates/workflows/`, whose output is full of
+    /// GitHub's `${{ }}` and the shell's `${#…}`.
+    Bracketed,
+}
+
+/// The template environment every renderer uses: no escaping, undefined values are errors, trailing
+/// newlines kept.
+pub fn template_environment(syntax: TemplateSyntax) -> Result<minijinja::Environment<'static>, String> {
+    let mut env = minijinja::Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    let mut config = minijinja::syntax::SyntaxConfig::builder();
+    config.keep_trailing_newline(true);
+    if syntax == TemplateSyntax::Bracketed {
+        config
+            .block_delimiters("{%", "%}")
+            .variable_delimiters("[=", "=]")
+            .comment_delimiters("[#", "#]");
+    }
+    env.set_syntax(config.build().map_err(|e| e.to_string())?);
+    Ok(env)
+}
+
 /// Inputs of a render that do not come from the NextApp itself.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RenderOptions<'a> {

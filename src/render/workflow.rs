@@ -166,20 +166,10 @@ pub fn workflows() -> Result<Vec<Workflow>, String> {
         .collect()
 }
 
-/// The template environment: strict undefined values, no escaping, and delimiters that leave
-/// GitHub's `${{ }}` and the shell's `${#…}` and `[[ ]]` alone.
+/// The workflow templates, loaded, with delimiters that leave GitHub's `${{ }}` and the shell's
+/// `${#…}` and `[[ ]]` alone.
 fn environment() -> Result<minijinja::Environment<'static>, String> {
-    let mut env = minijinja::Environment::new();
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    let syntax = minijinja::syntax::SyntaxConfig::builder()
-        .block_delimiters("{%", "%}")
-        .variable_delimiters("[=", "=]")
-        .comment_delimiters("[#", "#]")
-        .keep_trailing_newline(true)
-        .build()
-        .map_err(|e| e.to_string())?;
-    env.set_syntax(syntax);
+    let mut env = super::template_environment(super::TemplateSyntax::Bracketed)?;
     for (name, source) in TEMPLATES {
         env.add_template(name, source)
             .map_err(|e| format!("templates/workflows/{name}: {e:#}"))?;
