@@ -14,9 +14,9 @@ build:
 test:
 	cargo test
 
-# clippy with warnings as errors, as CI runs it
+# format check and clippy with warnings as errors in every feature configuration, as CI runs them
 lint:
-	cargo clippy --all-targets -- -D warnings
+	scripts/ci/lint.sh
 
 # format the code
 fmt:

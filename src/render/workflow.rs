@@ -84,8 +84,6 @@ pub const RUNNER: &str = "ubuntu-24.04";
 pub const SBOM_PATH: &str = "target/sbom.spdx.json";
 /// knext's own image repository.
 pub const KNEXT_IMAGE: &str = "ghcr.io/kn-next/knext";
-/// The cargo-insta release CI installs (also `.ci/run`'s).
-pub const INSTA_VERSION: &str = "1.49.0";
 
 /// The template sources, compiled in.
 const TEMPLATES: [(&str, &str); 3] = [
@@ -154,7 +152,6 @@ pub fn workflows() -> Result<Vec<Workflow>, String> {
                 sbom => SBOM_PATH,
                 cosign_version => COSIGN_VERSION,
                 trivy_version => TRIVY_VERSION,
-                insta_version => INSTA_VERSION,
                 pipeline => minijinja::value::Serde(knext_pipeline()),
             };
             let text = env
