@@ -39,8 +39,7 @@ operator-image:
 # local docker-registry, SBOM referrer, knext install with the pushed digest, the bundle's conformance
 # (Trivy's vulnerability gate and keyless signing run in .github/workflows/release.yml only)
 release-local:
-	TRIVY_SKIP="$$(grep -E '^\| `KSV[-0-9]*` \|[^|]*bundle' docs/conformance.md | cut -d'|' -f2 | grep -oE 'KSV-[0-9]+' | paste -sd, -)" \
-	  scripts/release-local.sh
+	TRIVY_SKIP="$$(scripts/ci/conformance-skips.sh bundle)" scripts/release-local.sh
 
 # lint the GitHub workflows and scripts (actionlint, zizmor, shellcheck) and scan the repository (trivy fs: secrets, misconfigurations)
 lint-workflows:
@@ -52,8 +51,7 @@ render:
 
 # run the independent validators (with Trivy) on the rendered examples; the skips are docs/conformance.md's
 conformance: render
-	CHECKOV_SKIP="$$(grep -E '^\| `CKV' docs/conformance.md | cut -d'|' -f2 | grep -oE 'CKV[-_0-9A-Z]+' | paste -sd, -)" \
-	TRIVY_SKIP="$$(grep -E '^\| `KSV[-0-9]*` \|[^|]*apps' docs/conformance.md | cut -d'|' -f2 | grep -oE 'KSV-[0-9]+' | paste -sd, -)" \
+	CHECKOV_SKIP="$$(scripts/ci/conformance-skips.sh checkov)" TRIVY_SKIP="$$(scripts/ci/conformance-skips.sh apps)" \
 	  bash ../shared/tools/conformance.sh --trivy out/
 
 # the benchmarks: rendering 10,000 apps, the operator, knext serve (needs wrk and node); figures go to BENCHMARKS.md
