@@ -38,14 +38,13 @@ subject() {
   jq -er '[.packages[] | select(.primaryPackagePurpose == "CONTAINER")] | if length == 1 then .[0].versionInfo else error("want one CONTAINER package, found \(length)") end' "$1"
 }
 
-# name@version of every pkg:cargo purl read from stdin (purl-decoded: 0.9.34%2Bdeprecated → +deprecated).
-cargo_purls() {
-  grep -E '^pkg:cargo/' | sed -E 's|^pkg:cargo/||; s|\?.*$||; s|%2B|+|g' | sort -u
-}
+# jq: a pkg:cargo purl as name@version (purl-decoded: 0.9.34%2Bdeprecated → +deprecated); other
+# purls give nothing. The one reading of a crate purl, for the SBOM, its suppliers and Trivy's list.
+CRATE='def crate: select(startswith("pkg:cargo/")) | ltrimstr("pkg:cargo/") | split("?")[0] | gsub("%2B"; "+");'
 
 # The crates of an SPDX SBOM.
 sbom_crates() {
-  jq -r '.packages[].externalRefs[]? | select(.referenceType == "purl") | .referenceLocator' "$1" | cargo_purls
+  jq -r "$CRATE"' .packages[].externalRefs[]? | select(.referenceType == "purl") | .referenceLocator | crate' "$1" | sort -u
 }
 
 # name@version of the crates `cargo tree` lists for the knext binary on the musl target, with EDGES.
@@ -69,7 +68,7 @@ case "${1:-}" in
       syft scan "oci-dir:$layout" --source-name "$name" --output "spdx-json@2.3=$tmp" --quiet
     sources="$(cargo metadata --locked --format-version 1 --filter-platform "$target" \
       | jq -c '[.packages[] | {key: "\(.name)@\(.version)", value: .source}] | from_entries')"
-    jq --argjson sources "$sources" --arg own "$supplier" '
+    jq --argjson sources "$sources" --arg own "$supplier" "$CRATE"'
       ([.files[]? | select(any(.checksums[]; .algorithm == "SHA1" and (.checksumValue | test("^0+$")))) | .SPDXID]) as $dirs
       | .files |= map(select(.SPDXID as $id | $dirs | index($id) | not))
       | .relationships |= map(select([.spdxElementId, .relatedSpdxElement] - $dirs | length == 2))
@@ -80,11 +79,8 @@ case "${1:-}" in
         else "Organization: " + ($src | sub("^[a-z]+\\+"; "") | sub("[?#].*$"; "")) end;
       .packages |= map(
         if .primaryPackagePurpose == "CONTAINER" then .supplier = $own
-        else ([.externalRefs[]? | select(.referenceType == "purl") | .referenceLocator | select(startswith("pkg:cargo/"))][0]) as $purl
-          | if $purl == null then .
-            else ($purl | ltrimstr("pkg:cargo/") | split("?")[0] | gsub("%2B"; "+")) as $key
-              | if ($sources | has($key)) then .supplier = origin($sources[$key]) else . end
-            end
+        else ([.externalRefs[]? | select(.referenceType == "purl") | .referenceLocator | crate][0]) as $key
+          | if $key != null and ($sources | has($key)) then .supplier = origin($sources[$key]) else . end
         end)' "$tmp" >"$out.tmp"
     mv "$out.tmp" "$out"
     echo "$out: $(jq '.packages | length' "$out") packages ($(sbom_crates "$out" | wc -l) crates), $(jq '.files | length' "$out") files, image $(subject "$out")" >&2
@@ -113,7 +109,7 @@ case "${1:-}" in
   scanner)
     [[ $# == 3 && -d "$3" ]] || usage
     seen="$(trivy image --quiet --input "$3" --format cyclonedx --skip-version-check --disable-telemetry \
-      --cache-dir target/trivy-cache | jq -r '.components[]?.purl // empty' | cargo_purls)"
+      --cache-dir target/trivy-cache | jq -r "$CRATE"' .components[]?.purl // empty | crate' | sort -u)"
     listed="$(sbom_crates "$2")"
     [[ "$seen" == "$listed" ]] || die "Trivy and $2 disagree on the crates of $3: $(diff <(echo "$listed") <(echo "$seen") | grep '^[<>]' | tr '\n' ' ')"
     echo "$2: Trivy, the vulnerability gate's scanner, reads the same $(wc -l <<<"$seen") crates from the image"
