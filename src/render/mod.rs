@@ -7,6 +7,7 @@ pub mod app;
 pub mod bundle;
 pub mod cache_handler;
 pub mod layout;
+pub mod scaffold;
 pub mod workflow;
 
 use k8s_openapi::api::core::v1::ServiceAccount;

@@ -1,0 +1,217 @@
+//! What `knext scaffold` writes into a Next.js app repository, rendered from `templates/scaffold/`:
+//! the image's `Dockerfile` and `.dockerignore`, the cache handler, a `next.config.mjs` for apps
+//! without one, and the app's NextApp. Pure: the options in, the files out; the CLI decides what to
+//! write (never over an existing file without `--force`).
+//!
+//! WORK IN PROGRESS (issue 12): the image workflow (`.github/workflows/knext-image.yml`) is not
+//! rendered yet.
+
+use crate::policy::{image, names};
+
+/// The Node.js image the Dockerfile builds and runs with by default: the official
+/// `node:22-bookworm-slim` index (Node 22.23.3), as docker-library/repo-info recorded it
+/// (`repos/node/remote/22-bookworm-slim.md`, commit 4211a1635d906d705a873434b7336b27c7678802).
+pub const DEFAULT_NODE_IMAGE: &str =
+    "node:22-bookworm-slim@sha256:43ac6c60b8f89723f746e8a92ce91abd5017e627ce1ddfe4238355d3a30b772c";
+
+/// Inputs of a scaffold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaffoldOptions {
+    /// The NextApp's name (a DNS-1035 label).
+    pub name: String,
+    /// Its namespace (a DNS-1123 label).
+    pub namespace: String,
+    /// The app image's repository, without tag or digest (`ghcr.io/acme/shop`).
+    pub image_repo: String,
+    /// knext's image, digest-pinned: the Dockerfile copies `/knext` from it.
+    pub knext_image: String,
+    /// The Node.js image, digest-pinned.
+    pub node_image: String,
+}
+
+/// One file of the scaffold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaffoldFile {
+    /// Path relative to the app repository.
+    pub path: &'static str,
+    /// Contents.
+    pub text: String,
+    /// Written only when the app has no file of that kind yet (`next.config.*`).
+    pub only_if_absent_kind: Option<&'static [&'static str]>,
+}
+
+/// The `next.config.*` names Next.js reads.
+pub const NEXT_CONFIG_NAMES: &[&str] = &["next.config.js", "next.config.mjs", "next.config.ts", "next.config.cjs"];
+
+/// The lines an existing `next.config.*` needs, printed when the scaffold does not write one.
+pub const NEXT_CONFIG_LINES: &str = "output: 'standalone',\n\
+    cacheHandler: require.resolve('./cache-handler.cjs'),\n\
+    cacheMaxMemorySize: 0,\n";
+
+const TEMPLATES: [(&str, &str); 4] = [
+    ("Dockerfile", include_str!("../../templates/scaffold/Dockerfile.j2")),
+    (".dockerignore", include_str!("../../templates/scaffold/dockerignore.j2")),
+    ("nextapp.yaml", include_str!("../../templates/scaffold/nextapp.yaml.j2")),
+    ("next.config.mjs", include_str!("../../templates/scaffold/next.config.mjs.j2")),
+];
+
+/// Checks the options with knext's own rules; every problem, each naming its flag.
+pub fn check(opts: &ScaffoldOptions) -> Result<(), Vec<String>> {
+    let mut errors = Vec::new();
+    if let Err(e) = names::check_dns1035_label(&opts.name) {
+        errors.push(format!("--name {:?}: {e}", opts.name));
+    }
+    if let Err(e) = names::check_dns1123_label(&opts.namespace) {
+        errors.push(format!("--namespace {:?}: {e}", opts.namespace));
+    }
+    match image::parse(&opts.image_repo) {
+        Err(e) => errors.push(format!("--image-repo: {e}")),
+        Ok(r) if r.tag.is_some() || r.digest.is_some() => errors.push(format!(
+            "--image-repo {:?}: give the repository only (no tag or digest): the image workflow pins \
+             the digest it pushes",
+            opts.image_repo
+        )),
+        Ok(r) if r.domain.is_none() => errors.push(format!(
+            "--image-repo {:?}: name the registry (ghcr.io/OWNER/APP): the workflow pushes there",
+            opts.image_repo
+        )),
+        Ok(_) => {}
+    }
+    for (flag, value) in [("--knext-image", &opts.knext_image), ("--node-image", &opts.node_image)] {
+        if let Err(e) = image::check_pinned(value) {
+            errors.push(format!("{flag}: {e}"));
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// Renders the scaffold's files, in a fixed order.
+pub fn scaffold(opts: &ScaffoldOptions) -> Result<Vec<ScaffoldFile>, Vec<String>> {
+    check(opts)?;
+    let mut env = minijinja::Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    let syntax = minijinja::syntax::SyntaxConfig::builder()
+        .block_delimiters("{%", "%}")
+        .variable_delimiters("[=", "=]")
+        .comment_delimiters("[#", "#]")
+        .keep_trailing_newline(true)
+        .build()
+        .map_err(|e| vec![e.to_string()])?;
+    env.set_syntax(syntax);
+    let ctx = minijinja::context! {
+        knext_version => env!("CARGO_PKG_VERSION"),
+        name => &opts.name,
+        namespace => &opts.namespace,
+        image_repo => &opts.image_repo,
+        knext_image => &opts.knext_image,
+        node_image => &opts.node_image,
+    };
+    let mut files = Vec::new();
+    for (path, source) in TEMPLATES {
+        let text = env
+            .render_str(source, &ctx)
+            .map_err(|e| vec![format!("templates/scaffold/{path}: {e:#}")])?;
+        let only_if_absent_kind = (path == "next.config.mjs").then_some(NEXT_CONFIG_NAMES);
+        files.push(ScaffoldFile { path, text, only_if_absent_kind });
+    }
+    files.push(ScaffoldFile {
+        path: "cache-handler.cjs",
+        text: super::cache_handler::cache_handler().map_err(|e| vec![e])?,
+        only_if_absent_kind: None,
+    });
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> ScaffoldOptions {
+        ScaffoldOptions {
+            name: "shop".into(),
+            namespace: "web".into(),
+            image_repo: "ghcr.io/acme/shop".into(),
+            knext_image: "ghcr.io/kn-next/knext@sha256:f07fb9b075ad50940fa58ad126c57a93f66221edd548b3dcb3e133247c8f661d".into(),
+            node_image: DEFAULT_NODE_IMAGE.into(),
+        }
+    }
+
+    fn file<'a>(files: &'a [ScaffoldFile], path: &str) -> &'a str {
+        &files.iter().find(|f| f.path == path).unwrap_or_else(|| panic!("no {path}")).text
+    }
+
+    #[test]
+    fn every_base_image_of_the_dockerfile_is_digest_pinned() {
+        let files = scaffold(&opts()).unwrap();
+        let docker = file(&files, "Dockerfile");
+        let args: Vec<&str> = docker.lines().filter(|l| l.starts_with("ARG ")).collect();
+        assert_eq!(args.len(), 2, "{docker}");
+        for arg in args {
+            let (_, value) = arg.split_once('=').unwrap();
+            image::check_pinned(value).unwrap_or_else(|e| panic!("{arg}: {e}"));
+        }
+        for from in docker.lines().filter(|l| l.starts_with("FROM ")) {
+            let base = from.split_whitespace().nth(1).unwrap();
+            assert!(base == "scratch" || base.starts_with("${"), "{from}: a base outside the pinned ARGs");
+        }
+        assert!(docker.contains("USER 1000:1000"));
+        assert!(docker.contains("ENTRYPOINT [\"/knext\", \"serve\", \"--\"]"));
+        assert!(docker.contains("CMD [\"node\", \"server.js\"]"));
+    }
+
+    #[test]
+    fn the_nextapp_validates_once_the_workflow_fills_in_the_digest() {
+        let files = scaffold(&opts()).unwrap();
+        let yaml = file(&files, "nextapp.yaml");
+        let check = |text: &str| {
+            let sources = [crate::pipeline::Source { name: "nextapp.yaml".into(), text: text.into() }];
+            crate::pipeline::render_each(
+                &sources,
+                &crate::render::RenderOptions::default(),
+                crate::pipeline::Checks { admission: true },
+                |_| {},
+            )
+            .into_iter()
+            .filter(|d| d.class != crate::pipeline::Class::Warning)
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+        };
+        let before = check(yaml);
+        assert!(!before.is_empty(), "the placeholder digest must not validate");
+        let filled = yaml.replace(&"0".repeat(64), &"ab".repeat(32));
+        assert_eq!(check(&filled), Vec::<String>::new());
+    }
+
+    #[test]
+    fn bad_options_are_refused_naming_each_flag() {
+        let bad = ScaffoldOptions {
+            name: "Shop_1".into(),
+            namespace: "-web".into(),
+            image_repo: "ghcr.io/acme/shop:latest".into(),
+            knext_image: "ghcr.io/kn-next/knext:latest".into(),
+            node_image: "node:22".into(),
+        };
+        let errors = scaffold(&bad).unwrap_err();
+        for flag in ["--name", "--namespace", "--image-repo", "--knext-image", "--node-image"] {
+            assert!(errors.iter().any(|e| e.starts_with(flag)), "{flag} not named: {errors:#?}");
+        }
+        let unqualified = ScaffoldOptions { image_repo: "shop".into(), ..opts() };
+        assert!(scaffold(&unqualified).unwrap_err()[0].contains("name the registry"));
+    }
+
+    #[test]
+    fn scaffold_matches_its_snapshots() {
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots"));
+        settings.set_prepend_module_to_snapshot(false);
+        settings.bind(|| {
+            for f in scaffold(&opts()).unwrap() {
+                if f.path == "cache-handler.cjs" {
+                    continue; // generated/next/cache-handler.cjs is its snapshot
+                }
+                insta::assert_snapshot!(format!("scaffold_{}", f.path.trim_start_matches('.')), f.text);
+            }
+        });
+    }
+}
