@@ -76,6 +76,11 @@ enum Command {
     /// KNEXT_SHUTDOWN_GRACE_MS (default 25000), KNEXT_CACHE_TIMEOUT_MS (default 1000).
     #[cfg(feature = "serve")]
     Serve(crate::serve::Args),
+    /// Write the files a Next.js app needs to run under knext: a Dockerfile (digest-pinned bases, a
+    /// final stage with no shell or package manager, non-root 1000:1000, `/knext serve` as the
+    /// entrypoint), .dockerignore, cache-handler.cjs, next.config.mjs (only if the app has none) and
+    /// nextapp.yaml. Never overwrites a file without --force; prints what it wrote and what is left.
+    Scaffold(crate::scaffold::Args),
     /// Print knext's install bundle: the NextApp CRD and the operator (Namespace with Pod Security
     /// Admission `restricted`, NetworkPolicy, PodDisruptionBudget, ServiceAccount, least-privilege RBAC,
     /// metrics Service, Deployment). Apply with `kubectl apply --server-side -f -`.
@@ -130,10 +135,46 @@ pub fn run() -> ExitCode {
             &namespace,
             !no_aggregated_roles,
         ),
+        Command::Scaffold(args) => scaffold(&args),
         Command::Schema => match serde_json::to_string_pretty(&crate::api::schema::nextapp_json_schema()) {
             Ok(s) => print_stdout(&(s + "\n")),
             Err(e) => fail(&format!("knext: failed to serialize the schema: {e}")),
         },
+    }
+}
+
+fn scaffold(args: &crate::scaffold::Args) -> ExitCode {
+    use crate::scaffold::ScaffoldError;
+    let result = crate::scaffold::options(args)
+        .and_then(|opts| crate::scaffold::write(&args.dir, &opts, args.force).map(|r| (opts, r)));
+    match result {
+        Ok((opts, report)) => {
+            let mut out = String::new();
+            for path in &report.written {
+                out.push_str(&format!("wrote {}\n", args.dir.join(path).display()));
+            }
+            if let Some(lines) = report.next_config_lines {
+                out.push_str(&format!(
+                    "\nyour next.config is yours: add these lines to it\n{lines}"
+                ));
+            }
+            out.push_str(&format!(
+                "\nstill to do:\n  - build and push the image ({}), then write its digest into nextapp.yaml's \
+                 spec.image\n  - knext validate nextapp.yaml, and commit it to your GitOps repository\n",
+                opts.image_repo
+            ));
+            print_stdout(&out)
+        }
+        Err(ScaffoldError::Usage(errors)) => {
+            for e in errors {
+                eprintln!("knext scaffold: {e}");
+            }
+            ExitCode::from(2)
+        }
+        Err(ScaffoldError::Io(e)) => {
+            eprintln!("knext scaffold: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

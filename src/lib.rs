@@ -25,6 +25,7 @@ pub mod output;
 pub mod pipeline;
 pub mod policy;
 pub mod render;
+pub mod scaffold;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod yaml;

@@ -41,7 +41,12 @@ pub struct ScaffoldFile {
 }
 
 /// The `next.config.*` names Next.js reads.
-pub const NEXT_CONFIG_NAMES: &[&str] = &["next.config.js", "next.config.mjs", "next.config.ts", "next.config.cjs"];
+pub const NEXT_CONFIG_NAMES: &[&str] = &[
+    "next.config.js",
+    "next.config.mjs",
+    "next.config.ts",
+    "next.config.cjs",
+];
 
 /// The lines an existing `next.config.*` needs, printed when the scaffold does not write one.
 pub const NEXT_CONFIG_LINES: &str = "output: 'standalone',\n\
@@ -49,10 +54,22 @@ pub const NEXT_CONFIG_LINES: &str = "output: 'standalone',\n\
     cacheMaxMemorySize: 0,\n";
 
 const TEMPLATES: [(&str, &str); 4] = [
-    ("Dockerfile", include_str!("../../templates/scaffold/Dockerfile.j2")),
-    (".dockerignore", include_str!("../../templates/scaffold/dockerignore.j2")),
-    ("nextapp.yaml", include_str!("../../templates/scaffold/nextapp.yaml.j2")),
-    ("next.config.mjs", include_str!("../../templates/scaffold/next.config.mjs.j2")),
+    (
+        "Dockerfile",
+        include_str!("../../templates/scaffold/Dockerfile.j2"),
+    ),
+    (
+        ".dockerignore",
+        include_str!("../../templates/scaffold/dockerignore.j2"),
+    ),
+    (
+        "nextapp.yaml",
+        include_str!("../../templates/scaffold/nextapp.yaml.j2"),
+    ),
+    (
+        "next.config.mjs",
+        include_str!("../../templates/scaffold/next.config.mjs.j2"),
+    ),
 ];
 
 /// Checks the options with knext's own rules; every problem, each naming its flag.
@@ -77,7 +94,10 @@ pub fn check(opts: &ScaffoldOptions) -> Result<(), Vec<String>> {
         )),
         Ok(_) => {}
     }
-    for (flag, value) in [("--knext-image", &opts.knext_image), ("--node-image", &opts.node_image)] {
+    for (flag, value) in [
+        ("--knext-image", &opts.knext_image),
+        ("--node-image", &opts.node_image),
+    ] {
         if let Err(e) = image::check_pinned(value) {
             errors.push(format!("{flag}: {e}"));
         }
@@ -113,7 +133,11 @@ pub fn scaffold(opts: &ScaffoldOptions) -> Result<Vec<ScaffoldFile>, Vec<String>
             .render_str(source, &ctx)
             .map_err(|e| vec![format!("templates/scaffold/{path}: {e:#}")])?;
         let only_if_absent_kind = (path == "next.config.mjs").then_some(NEXT_CONFIG_NAMES);
-        files.push(ScaffoldFile { path, text, only_if_absent_kind });
+        files.push(ScaffoldFile {
+            path,
+            text,
+            only_if_absent_kind,
+        });
     }
     files.push(ScaffoldFile {
         path: "cache-handler.cjs",
@@ -138,7 +162,11 @@ mod tests {
     }
 
     fn file<'a>(files: &'a [ScaffoldFile], path: &str) -> &'a str {
-        &files.iter().find(|f| f.path == path).unwrap_or_else(|| panic!("no {path}")).text
+        &files
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap_or_else(|| panic!("no {path}"))
+            .text
     }
 
     #[test]
@@ -153,7 +181,10 @@ mod tests {
         }
         for from in docker.lines().filter(|l| l.starts_with("FROM ")) {
             let base = from.split_whitespace().nth(1).unwrap();
-            assert!(base == "scratch" || base.starts_with("${"), "{from}: a base outside the pinned ARGs");
+            assert!(
+                base == "scratch" || base.starts_with("${"),
+                "{from}: a base outside the pinned ARGs"
+            );
         }
         assert!(docker.contains("USER 1000:1000"));
         assert!(docker.contains("ENTRYPOINT [\"/knext\", \"serve\", \"--\"]"));
@@ -165,7 +196,10 @@ mod tests {
         let files = scaffold(&opts()).unwrap();
         let yaml = file(&files, "nextapp.yaml");
         let check = |text: &str| {
-            let sources = [crate::pipeline::Source { name: "nextapp.yaml".into(), text: text.into() }];
+            let sources = [crate::pipeline::Source {
+                name: "nextapp.yaml".into(),
+                text: text.into(),
+            }];
             crate::pipeline::render_each(
                 &sources,
                 &crate::render::RenderOptions::default(),
@@ -193,10 +227,22 @@ mod tests {
             node_image: "node:22".into(),
         };
         let errors = scaffold(&bad).unwrap_err();
-        for flag in ["--name", "--namespace", "--image-repo", "--knext-image", "--node-image"] {
-            assert!(errors.iter().any(|e| e.starts_with(flag)), "{flag} not named: {errors:#?}");
+        for flag in [
+            "--name",
+            "--namespace",
+            "--image-repo",
+            "--knext-image",
+            "--node-image",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.starts_with(flag)),
+                "{flag} not named: {errors:#?}"
+            );
         }
-        let unqualified = ScaffoldOptions { image_repo: "shop".into(), ..opts() };
+        let unqualified = ScaffoldOptions {
+            image_repo: "shop".into(),
+            ..opts()
+        };
         assert!(scaffold(&unqualified).unwrap_err()[0].contains("name the registry"));
     }
 

@@ -1,0 +1,319 @@
+//! `knext scaffold [DIR]`: writes [`crate::render::scaffold`]'s files into a Next.js app repository.
+//!
+//! Defaults come from the app's `package.json`: the NextApp name from `name` (scope dropped, made a
+//! DNS label), the image repository from a GitHub `repository` (`ghcr.io/<owner>/<repo>`). Nothing is
+//! written unless every file can be: an existing file stops the whole scaffold unless `--force`; a
+//! `next.config.*` of the app's own is never replaced (the lines to add are printed instead).
+//!
+//! WORK IN PROGRESS (issue 12): the image workflow is not written yet.
+
+use std::path::{Path, PathBuf};
+
+use crate::render::scaffold::{self, ScaffoldFile, ScaffoldOptions};
+
+/// The command line of `knext scaffold`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// The Next.js app repository (with its package.json).
+    #[arg(default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The NextApp's name [default: package.json's name, as a DNS label].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The NextApp's namespace [default: the name].
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The app image's repository, without tag or digest [default: ghcr.io/OWNER/REPO from
+    /// package.json's GitHub repository].
+    #[arg(long, value_name = "REPO")]
+    pub image_repo: Option<String>,
+    /// knext's image, pinned by digest, which the Dockerfile copies /knext from [default: the image
+    /// this knext was built with].
+    #[arg(long, value_name = "REF")]
+    pub knext_image: Option<String>,
+    /// The Node.js image, pinned by digest [default: node:22-bookworm-slim@sha256:…].
+    #[arg(long, value_name = "REF")]
+    pub node_image: Option<String>,
+    /// Overwrite files that exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Why a scaffold did not happen.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ScaffoldError {
+    /// Bad input (flags, package.json, existing files): exit 2.
+    Usage(Vec<String>),
+    /// Writing failed: exit 2.
+    Io(String),
+}
+
+/// What a scaffold wrote, and what the user must still do.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Files written, relative to the app directory.
+    pub written: Vec<&'static str>,
+    /// Set when the app has its own next.config: the lines it needs.
+    pub next_config_lines: Option<&'static str>,
+}
+
+/// Options from the flags, with package.json's defaults.
+pub fn options(args: &Args) -> Result<ScaffoldOptions, ScaffoldError> {
+    let package_path = args.dir.join("package.json");
+    let package: serde_json::Value = std::fs::read_to_string(&package_path)
+        .map_err(|e| {
+            usage(format!(
+                "{}: {e} (run knext scaffold in a Next.js app)",
+                package_path.display()
+            ))
+        })
+        .and_then(|text| {
+            serde_json::from_str(&text).map_err(|e| {
+                usage(format!(
+                    "{}:{}:{}: {e}",
+                    package_path.display(),
+                    e.line(),
+                    e.column()
+                ))
+            })
+        })?;
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => package
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .map(dns_label)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                usage(format!(
+                    "{}: no usable \"name\": pass --name",
+                    package_path.display()
+                ))
+            })?,
+    };
+    let image_repo = match &args.image_repo {
+        Some(r) => r.clone(),
+        None => github_repo(&package).map(|(owner, repo)| format!("ghcr.io/{owner}/{repo}")).ok_or_else(|| {
+            usage(format!(
+                "{}: no GitHub \"repository\" to derive the image from: pass --image-repo REGISTRY/OWNER/APP",
+                package_path.display()
+            ))
+        })?,
+    };
+    Ok(ScaffoldOptions {
+        namespace: args.namespace.clone().unwrap_or_else(|| name.clone()),
+        name,
+        image_repo,
+        knext_image: args
+            .knext_image
+            .clone()
+            .unwrap_or_else(|| crate::install::DEFAULT_OPERATOR_IMAGE.to_owned()),
+        node_image: args
+            .node_image
+            .clone()
+            .unwrap_or_else(|| scaffold::DEFAULT_NODE_IMAGE.to_owned()),
+    })
+}
+
+/// Renders and writes the scaffold into `dir`; all or nothing (up to I/O failures mid-way, which are
+/// reported with the files already written).
+pub fn write(dir: &Path, opts: &ScaffoldOptions, force: bool) -> Result<Report, ScaffoldError> {
+    let files = scaffold::scaffold(opts).map_err(ScaffoldError::Usage)?;
+    let mut report = Report::default();
+    let mut plan: Vec<&ScaffoldFile> = Vec::new();
+    let mut conflicts = Vec::new();
+    for f in &files {
+        if let Some(kinds) = f.only_if_absent_kind
+            && kinds.iter().any(|k| dir.join(k).exists())
+        {
+            report.next_config_lines = Some(scaffold::NEXT_CONFIG_LINES);
+            continue;
+        }
+        if dir.join(f.path).exists() && !force {
+            conflicts.push(format!(
+                "{}: exists (pass --force to overwrite it)",
+                dir.join(f.path).display()
+            ));
+        }
+        plan.push(f);
+    }
+    if !conflicts.is_empty() {
+        conflicts.push("nothing was written".to_owned());
+        return Err(ScaffoldError::Usage(conflicts));
+    }
+    for f in plan {
+        let path = dir.join(f.path);
+        let tmp = path.with_extension("knext-tmp");
+        std::fs::write(&tmp, &f.text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                ScaffoldError::Io(format!(
+                    "{}: {e} (written before it: {:?})",
+                    path.display(),
+                    report.written
+                ))
+            })?;
+        report.written.push(f.path);
+    }
+    Ok(report)
+}
+
+fn usage(message: String) -> ScaffoldError {
+    ScaffoldError::Usage(vec![message])
+}
+
+/// A package name as a DNS-1035 label: scope dropped, lowercase, other characters as `-`, trimmed
+/// to 63 characters, starting with a letter.
+fn dns_label(name: &str) -> String {
+    let base = name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
+    let mut out: String = base
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    while out.contains("--") {
+        out = out.replace("--", "-");
+    }
+    let out = out.trim_start_matches(|c: char| !c.is_ascii_lowercase());
+    let mut out: String = out.chars().take(63).collect();
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
+}
+
+/// `(owner, repo)`, lowercase, from package.json's `repository` when it names GitHub.
+fn github_repo(package: &serde_json::Value) -> Option<(String, String)> {
+    let repo = package.get("repository")?;
+    let url = repo.as_str().or_else(|| repo.get("url")?.as_str())?;
+    let rest = url
+        .strip_prefix("github:")
+        .or_else(|| url.split_once("github.com/").map(|(_, r)| r))
+        .or_else(|| url.split_once("github.com:").map(|(_, r)| r))
+        .or_else(|| (!url.contains(':') && url.matches('/').count() == 1).then_some(url))?;
+    let (owner, repo) = rest.split_once('/')?;
+    let repo = repo.trim_end_matches('/').trim_end_matches(".git");
+    (!owner.is_empty() && !repo.is_empty() && !repo.contains('/'))
+        .then(|| (owner.to_ascii_lowercase(), repo.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(dir: &Path) -> Args {
+        Args {
+            dir: dir.to_owned(),
+            name: None,
+            namespace: None,
+            image_repo: None,
+            knext_image: None,
+            node_image: None,
+            force: false,
+        }
+    }
+
+    #[test]
+    fn names_and_repositories_from_package_json() {
+        assert_eq!(dns_label("@acme/Shop_Front"), "shop-front");
+        assert_eq!(dns_label("123-app"), "app");
+        assert_eq!(dns_label(&"a".repeat(80)).len(), 63);
+        for (repository, want) in [
+            (serde_json::json!("github:Acme/Shop"), Some(("acme", "shop"))),
+            (serde_json::json!("acme/shop"), Some(("acme", "shop"))),
+            (
+                serde_json::json!({"type": "git", "url": "git+https://github.com/Acme/Shop.git"}),
+                Some(("acme", "shop")),
+            ),
+            (
+                serde_json::json!({"url": "git@github.com:acme/shop.git"}),
+                Some(("acme", "shop")),
+            ),
+            (serde_json::json!("https://gitlab.com/acme/shop"), None),
+        ] {
+            let got = github_repo(&serde_json::json!({ "repository": repository }));
+            assert_eq!(
+                got,
+                want.map(|(o, r)| (o.to_owned(), r.to_owned())),
+                "{repository}"
+            );
+        }
+    }
+
+    #[test]
+    fn writes_everything_once_and_never_over_a_file_without_force() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("package.json"),
+            r#"{"name":"@acme/shop","repository":"github:acme/shop"}"#,
+        )
+        .unwrap();
+        let opts = options(&args(dir.path())).unwrap();
+        assert_eq!(
+            (
+                opts.name.as_str(),
+                opts.namespace.as_str(),
+                opts.image_repo.as_str()
+            ),
+            ("shop", "shop", "ghcr.io/acme/shop")
+        );
+        let report = write(dir.path(), &opts, false).unwrap();
+        assert_eq!(
+            report.written,
+            [
+                "Dockerfile",
+                ".dockerignore",
+                "nextapp.yaml",
+                "next.config.mjs",
+                "cache-handler.cjs"
+            ]
+        );
+        assert_eq!(report.next_config_lines, None);
+
+        // Again: every existing file is named (next.config.mjs now counts as the app's own, so it
+        // is left alone rather than a conflict), and nothing changes.
+        std::fs::write(dir.path().join("Dockerfile"), "mine").unwrap();
+        let Err(ScaffoldError::Usage(errors)) = write(dir.path(), &opts, false) else {
+            panic!("overwrote without --force")
+        };
+        assert_eq!(errors.len(), 4 + 1, "{errors:#?}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("Dockerfile")).unwrap(),
+            "mine"
+        );
+
+        // --force rewrites them, but the app's own next.config stays.
+        std::fs::remove_file(dir.path().join("next.config.mjs")).unwrap();
+        std::fs::write(dir.path().join("next.config.ts"), "export default {}").unwrap();
+        let report = write(dir.path(), &opts, true).unwrap();
+        assert!(!report.written.contains(&"next.config.mjs"));
+        assert_eq!(report.next_config_lines, Some(scaffold::NEXT_CONFIG_LINES));
+        assert_ne!(
+            std::fs::read_to_string(dir.path().join("Dockerfile")).unwrap(),
+            "mine"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("next.config.ts")).unwrap(),
+            "export default {}"
+        );
+    }
+
+    #[test]
+    fn without_package_json_or_repository_it_says_what_to_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let Err(ScaffoldError::Usage(e)) = options(&args(dir.path())) else {
+            panic!()
+        };
+        assert!(e[0].contains("package.json"), "{e:?}");
+        std::fs::write(dir.path().join("package.json"), r#"{"name":"shop"}"#).unwrap();
+        let Err(ScaffoldError::Usage(e)) = options(&args(dir.path())) else {
+            panic!()
+        };
+        assert!(e[0].contains("--image-repo"), "{e:?}");
+        std::fs::write(dir.path().join("package.json"), "{\n  \"name\": ,\n}").unwrap();
+        let Err(ScaffoldError::Usage(e)) = options(&args(dir.path())) else {
+            panic!()
+        };
+        assert!(e[0].contains("package.json:2:"), "{e:?}");
+    }
+}
