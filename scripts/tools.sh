@@ -11,16 +11,19 @@
 # Usage: PATH="$(scripts/tools.sh [all|python|cargo] | tail -n 1):$PATH"
 #   all (default): both; python: only the venv; cargo: only cargo-auditable (prints cargo's bin dir).
 # Needs: python3 with venv (all, python), cargo. Reaches PyPI and crates.io.
+# Works from the directory above its own: knext's repository (scripts/), or an app's (`knext scaffold`
+# copies this file, the .txt and the lock to .knext/).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here/.."
 
 CARGO_AUDITABLE_VERSION=0.7.7
 
 mode="${1:-all}"
 [[ "$mode" =~ ^(all|python|cargo)$ ]] || { echo "usage: $0 [all|python|cargo]" >&2; exit 2; }
 venv=target/tools
-req=scripts/tools-requirements.txt
-lock=scripts/tools-requirements.lock
+req="${here##*/}/tools-requirements.txt"
+lock="${here##*/}/tools-requirements.lock"
 # The lock must hold exactly the pins of the .txt (a .txt edited without regenerating the lock fails).
 while read -r pin; do
   grep -qx "$pin \\\\" "$lock" || { echo "$lock does not pin $pin: regenerate it (see the top of $0)" >&2; exit 1; }
