@@ -78,8 +78,11 @@ enum Command {
     Serve(crate::serve::Args),
     /// Write the files a Next.js app needs to run under knext: a Dockerfile (digest-pinned bases, a
     /// final stage with no shell or package manager, non-root 1000:1000, `/knext serve` as the
-    /// entrypoint), .dockerignore, cache-handler.cjs, next.config.mjs (only if the app has none) and
-    /// nextapp.yaml. Never overwrites a file without --force; prints what it wrote and what is left.
+    /// entrypoint), .dockerignore, cache-handler.cjs, next.config.mjs (only if the app has none),
+    /// nextapp.yaml, and the image workflow .github/workflows/knext-image.yml (build, SBOM,
+    /// vulnerability gate, push by digest, keyless signing and SBOM attestation, a GitOps pull
+    /// request) with the scripts it runs in .knext/. Never overwrites a file without --force; prints
+    /// what it wrote and what is left.
     Scaffold(crate::scaffold::Args),
     /// Print knext's install bundle: the NextApp CRD and the operator (Namespace with Pod Security
     /// Admission `restricted`, NetworkPolicy, PodDisruptionBudget, ServiceAccount, least-privilege RBAC,
@@ -159,9 +162,18 @@ fn scaffold(args: &crate::scaffold::Args) -> ExitCode {
                 ));
             }
             out.push_str(&format!(
-                "\nstill to do:\n  - build and push the image ({}), then write its digest into nextapp.yaml's \
-                 spec.image\n  - knext validate nextapp.yaml, and commit it to your GitOps repository\n",
-                opts.image_repo
+                "\nstill to do:\n\
+                 \x20 - commit these files; on the next push to main, .github/workflows/knext-image.yml builds\n\
+                 \x20   {image}, gates, pushes, signs and attests it, and opens a pull request setting\n\
+                 \x20   nextapp.yaml's spec.image to the digest (until then `knext validate` refuses the\n\
+                 \x20   all-zero placeholder, on purpose)\n\
+                 \x20 - to send that pull request to a separate GitOps repository, set the repository variables\n\
+                 \x20   KNEXT_GITOPS_REPOSITORY and KNEXT_GITOPS_PATH and the secret KNEXT_GITOPS_TOKEN\n\
+                 \x20 - the workflow signs in to the registry with its own GITHUB_TOKEN, which ghcr.io takes (if the\n\
+                 \x20   package exists already, give this repository's Actions write access to it); for another\n\
+                 \x20   registry, set the variable KNEXT_REGISTRY_USER and the secret KNEXT_REGISTRY_PASSWORD\n\
+                 \x20 - to enforce the signature at deploy time, set spec.security.signature (docs/security.md)\n",
+                image = opts.image_repo
             ));
             print_stdout(&out)
         }

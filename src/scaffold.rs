@@ -4,8 +4,6 @@
 //! DNS label), the image repository from a GitHub `repository` (`ghcr.io/<owner>/<repo>`). Nothing is
 //! written unless every file can be: an existing file stops the whole scaffold unless `--force`; a
 //! `next.config.*` of the app's own is never replaced (the lines to add are printed instead).
-//!
-//! WORK IN PROGRESS (issue 12): the image workflow is not written yet.
 
 use std::path::{Path, PathBuf};
 
@@ -144,19 +142,30 @@ pub fn write(dir: &Path, opts: &ScaffoldOptions, force: bool) -> Result<Report, 
     for f in plan {
         let path = dir.join(f.path);
         let tmp = path.with_extension("knext-tmp");
-        std::fs::write(&tmp, &f.text)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| {
-                let _ = std::fs::remove_file(&tmp);
-                ScaffoldError::Io(format!(
-                    "{}: {e} (written before it: {:?})",
-                    path.display(),
-                    report.written
-                ))
-            })?;
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&tmp, &f.text))
+            .and_then(|()| set_mode(&tmp, f.executable))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        written.map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            ScaffoldError::Io(format!(
+                "{}: {e} (written before it: {:?})",
+                path.display(),
+                report.written
+            ))
+        })?;
         report.written.push(f.path);
     }
     Ok(report)
+}
+
+/// 0755 for the scripts, 0644 for the rest (whatever the umask would have made them).
+fn set_mode(path: &Path, executable: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = if executable { 0o755 } else { 0o644 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 fn usage(message: String) -> ScaffoldError {
@@ -265,10 +274,36 @@ mod tests {
                 ".dockerignore",
                 "nextapp.yaml",
                 "next.config.mjs",
-                "cache-handler.cjs"
+                "cache-handler.cjs",
+                ".github/workflows/knext-image.yml",
+                ".knext/tools.sh",
+                ".knext/tools-requirements.txt",
+                ".knext/tools-requirements.lock",
+                ".knext/sbom.sh",
+                ".knext/oci-sbom.sh",
             ]
         );
         assert_eq!(report.next_config_lines, None);
+        // The pipeline's scripts are knext's own, byte for byte, and executable.
+        use std::os::unix::fs::PermissionsExt;
+        for (path, source) in [
+            (".knext/sbom.sh", "scripts/sbom.sh"),
+            (
+                ".knext/tools-requirements.lock",
+                "scripts/tools-requirements.lock",
+            ),
+        ] {
+            let ours = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(source)).unwrap();
+            assert_eq!(std::fs::read(dir.path().join(path)).unwrap(), ours, "{path}");
+        }
+        let mode = |p: &str| {
+            std::fs::metadata(dir.path().join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!((mode(".knext/sbom.sh"), mode("Dockerfile")), (0o755, 0o644));
 
         // Again: every existing file is named (next.config.mjs now counts as the app's own, so it
         // is left alone rather than a conflict), and nothing changes.
@@ -276,7 +311,7 @@ mod tests {
         let Err(ScaffoldError::Usage(errors)) = write(dir.path(), &opts, false) else {
             panic!("overwrote without --force")
         };
-        assert_eq!(errors.len(), 4 + 1, "{errors:#?}");
+        assert_eq!(errors.len(), 10 + 1, "{errors:#?}");
         assert_eq!(
             std::fs::read_to_string(dir.path().join("Dockerfile")).unwrap(),
             "mine"

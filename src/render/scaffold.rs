@@ -1,10 +1,9 @@
 //! What `knext scaffold` writes into a Next.js app repository, rendered from `templates/scaffold/`:
 //! the image's `Dockerfile` and `.dockerignore`, the cache handler, a `next.config.mjs` for apps
-//! without one, and the app's NextApp. Pure: the options in, the files out; the CLI decides what to
-//! write (never over an existing file without `--force`).
-//!
-//! WORK IN PROGRESS (issue 12): the image workflow (`.github/workflows/knext-image.yml`) is not
-//! rendered yet.
+//! without one, and the app's NextApp; the image workflow `.github/workflows/knext-image.yml`
+//! ([`super::workflow::app_workflow`], the same templates as knext's own release) and the pipeline
+//! scripts it runs, copied into `.knext/` ([`super::workflow::APP_SCRIPTS`]). Pure: the options in,
+//! the files out; the CLI decides what to write (never over an existing file without `--force`).
 
 use crate::policy::{image, names};
 
@@ -38,6 +37,8 @@ pub struct ScaffoldFile {
     pub text: String,
     /// Written only when the app has no file of that kind yet (`next.config.*`).
     pub only_if_absent_kind: Option<&'static [&'static str]>,
+    /// Written executable (mode 0755; 0644 otherwise).
+    pub executable: bool,
 }
 
 /// The `next.config.*` names Next.js reads.
@@ -108,17 +109,7 @@ pub fn check(opts: &ScaffoldOptions) -> Result<(), Vec<String>> {
 /// Renders the scaffold's files, in a fixed order.
 pub fn scaffold(opts: &ScaffoldOptions) -> Result<Vec<ScaffoldFile>, Vec<String>> {
     check(opts)?;
-    let mut env = minijinja::Environment::new();
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    let syntax = minijinja::syntax::SyntaxConfig::builder()
-        .block_delimiters("{%", "%}")
-        .variable_delimiters("[=", "=]")
-        .comment_delimiters("[#", "#]")
-        .keep_trailing_newline(true)
-        .build()
-        .map_err(|e| vec![e.to_string()])?;
-    env.set_syntax(syntax);
+    let env = super::template_environment(super::TemplateSyntax::Bracketed).map_err(|e| vec![e])?;
     let ctx = minijinja::context! {
         knext_version => env!("CARGO_PKG_VERSION"),
         name => &opts.name,
@@ -137,13 +128,29 @@ pub fn scaffold(opts: &ScaffoldOptions) -> Result<Vec<ScaffoldFile>, Vec<String>
             path,
             text,
             only_if_absent_kind,
+            executable: false,
         });
     }
-    files.push(ScaffoldFile {
-        path: "cache-handler.cjs",
-        text: super::cache_handler::cache_handler().map_err(|e| vec![e])?,
+    let plain = |path, text| ScaffoldFile {
+        path,
+        text,
         only_if_absent_kind: None,
-    });
+        executable: false,
+    };
+    files.push(plain(
+        "cache-handler.cjs",
+        super::cache_handler::cache_handler().map_err(|e| vec![e])?,
+    ));
+    files.push(plain(
+        ".github/workflows/knext-image.yml",
+        super::workflow::app_workflow(&opts.image_repo).map_err(|e| vec![e])?,
+    ));
+    for (path, text) in super::workflow::APP_SCRIPTS {
+        files.push(ScaffoldFile {
+            executable: path.ends_with(".sh"),
+            ..plain(path, text.to_owned())
+        });
+    }
     Ok(files)
 }
 
@@ -253,8 +260,13 @@ mod tests {
         settings.set_prepend_module_to_snapshot(false);
         settings.bind(|| {
             for f in scaffold(&opts()).unwrap() {
-                if f.path == "cache-handler.cjs" {
-                    continue; // generated/next/cache-handler.cjs is its snapshot
+                // generated/next/cache-handler.cjs is the cache handler's snapshot,
+                // workflow_knext-image.snap the workflow's; the scripts are knext's own.
+                if f.path == "cache-handler.cjs"
+                    || f.path.starts_with(".github/")
+                    || f.path.starts_with(".knext/")
+                {
+                    continue;
                 }
                 insta::assert_snapshot!(format!("scaffold_{}", f.path.trim_start_matches('.')), f.text);
             }

@@ -86,23 +86,50 @@ pub const SBOM_PATH: &str = "target/sbom.spdx.json";
 pub const KNEXT_IMAGE: &str = "ghcr.io/kn-next/knext";
 
 /// The template sources, compiled in.
-const TEMPLATES: [(&str, &str); 3] = [
+const TEMPLATES: [(&str, &str); 4] = [
     ("parts.j2", include_str!("../../templates/workflows/parts.j2")),
     (
         "release.yml.j2",
         include_str!("../../templates/workflows/release.yml.j2"),
     ),
     ("ci.yml.j2", include_str!("../../templates/workflows/ci.yml.j2")),
+    (
+        "knext-image.yml.j2",
+        include_str!("../../templates/workflows/knext-image.yml.j2"),
+    ),
+];
+
+/// Where an app repository keeps its copies of knext's pipeline scripts (`knext scaffold` writes
+/// them; [`APP_SCRIPTS`]).
+pub const APP_SCRIPTS_DIR: &str = ".knext";
+
+/// The pipeline scripts an app's image workflow runs, by their path in the app repository (under
+/// [`APP_SCRIPTS_DIR`]), as `knext scaffold` copies them: byte for byte the files knext's own
+/// release runs from `scripts/`.
+pub const APP_SCRIPTS: [(&str, &str); 5] = [
+    (".knext/tools.sh", include_str!("../../scripts/tools.sh")),
+    (
+        ".knext/tools-requirements.txt",
+        include_str!("../../scripts/tools-requirements.txt"),
+    ),
+    (
+        ".knext/tools-requirements.lock",
+        include_str!("../../scripts/tools-requirements.lock"),
+    ),
+    (".knext/sbom.sh", include_str!("../../scripts/sbom.sh")),
+    (".knext/oci-sbom.sh", include_str!("../../scripts/oci-sbom.sh")),
 ];
 
 /// What the shared image pipeline needs to know about one image.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImagePipeline {
+    /// The directory of the pipeline scripts (`tools.sh`, `sbom.sh`, `oci-sbom.sh`) in the repository.
+    pub scripts: &'static str,
     /// Said in the build job's name.
     pub build_what: &'static str,
     /// Debian/Ubuntu packages the build needs.
     pub build_packages: &'static str,
-    /// Which of `scripts/tools.sh`'s tools the build needs (`all`, `python`, `cargo`).
+    /// Which of `tools.sh`'s tools the build needs (`all`, `python`, `cargo`; empty: none).
     pub build_tools: &'static str,
     /// Shell lines that build the OCI layout at `layout` (those tools are on `PATH`).
     pub build_run: Vec<&'static str>,
@@ -110,13 +137,20 @@ pub struct ImagePipeline {
     pub layout: &'static str,
     /// That image's tag in the layout.
     pub tag: &'static str,
-    /// Extra SBOM checks after `scripts/sbom.sh validate`.
+    /// Extra SBOM checks after `sbom.sh validate`.
     pub sbom_checks: Vec<&'static str>,
+    /// The tag the image is pushed under, beside its digest (inside double quotes in the script).
+    pub push_tag: &'static str,
+    /// The registry user and password (GitHub expressions) of the jobs that write to or read from it.
+    pub registry_user: &'static str,
+    /// See `registry_user`.
+    pub registry_password: &'static str,
 }
 
 /// The pipeline of knext's own image: the auditable static binary in a reproducible layout.
 pub fn knext_pipeline() -> ImagePipeline {
     ImagePipeline {
+        scripts: "scripts",
         build_what: "auditable static binary, reproducible OCI layout",
         build_packages: "umoci musl-tools jq skopeo",
         build_tools: "cargo",
@@ -124,7 +158,60 @@ pub fn knext_pipeline() -> ImagePipeline {
         layout: "target/image/oci",
         tag: "operator",
         sbom_checks: vec!["scripts/sbom.sh crates target/sbom.spdx.json"],
+        push_tag: "$GITHUB_REF_NAME",
+        registry_user: "${{ github.actor }}",
+        registry_password: "${{ secrets.GITHUB_TOKEN }}",
     }
+}
+
+/// The pipeline of an app's image (`knext scaffold`): its Dockerfile built by buildah without a
+/// Docker daemon (as root: the runner's user namespaces are not relied on), with the layers'
+/// timestamps zeroed, into an OCI layout; the SBOM's npm packages checked against the lock.
+pub fn app_pipeline() -> ImagePipeline {
+    ImagePipeline {
+        scripts: APP_SCRIPTS_DIR,
+        build_what: "buildah, the repository's Dockerfile",
+        build_packages: "buildah jq",
+        build_tools: "",
+        build_run: vec![
+            "sudo buildah bud --storage-driver vfs --isolation chroot --timestamp 0 --tag knext-app --file Dockerfile .",
+            "mkdir -p target/image",
+            "sudo buildah push --storage-driver vfs --quiet knext-app oci:target/image/oci:app",
+            "sudo chown -R \"$(id -u):$(id -g)\" target/image",
+        ],
+        layout: "target/image/oci",
+        tag: "app",
+        sbom_checks: vec![".knext/sbom.sh npm target/sbom.spdx.json package-lock.json"],
+        push_tag: "git-$GITHUB_SHA",
+        // ghcr.io takes the workflow's own token; another registry, the repository's settings.
+        registry_user: "${{ vars.KNEXT_REGISTRY_USER || github.actor }}",
+        registry_password: "${{ secrets.KNEXT_REGISTRY_PASSWORD || secrets.GITHUB_TOKEN }}",
+    }
+}
+
+/// Renders an app's image workflow, `.github/workflows/knext-image.yml`, for the image repository
+/// `image` (`ghcr.io/acme/shop`, no tag or digest): [`app_pipeline`] through the same templates as
+/// knext's release, then the GitOps pull request.
+pub fn app_workflow(image: &str) -> Result<String, String> {
+    let env = environment()?;
+    let ctx = minijinja::context! {
+        knext_version => env!("CARGO_PKG_VERSION"),
+        uses => uses(),
+        runner => RUNNER,
+        image => image,
+        sbom => SBOM_PATH,
+        cosign_version => COSIGN_VERSION,
+        trivy_version => TRIVY_VERSION,
+        pipeline => minijinja::value::Serde(app_pipeline()),
+    };
+    env.get_template("knext-image.yml.j2")
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| format!("templates/workflows/knext-image.yml.j2: {e:#}"))
+}
+
+/// `uses.<key>` of the templates: each action's pinned `uses:` value.
+fn uses() -> std::collections::BTreeMap<&'static str, String> {
+    ACTIONS.iter().map(|a| (a.key, a.uses())).collect()
 }
 
 /// One rendered workflow.
@@ -139,7 +226,7 @@ pub struct Workflow {
 /// Renders knext's workflows: `release.yml` and `ci.yml`.
 pub fn workflows() -> Result<Vec<Workflow>, String> {
     let env = environment()?;
-    let uses: std::collections::BTreeMap<&str, String> = ACTIONS.iter().map(|a| (a.key, a.uses())).collect();
+    let uses = uses();
     ["release.yml", "ci.yml"]
         .into_iter()
         .map(|file| {
@@ -178,8 +265,14 @@ fn environment() -> Result<minijinja::Environment<'static>, String> {
 mod tests {
     use super::*;
 
+    /// knext's workflows and, as `knext-image.yml`, an app's.
     fn rendered() -> Vec<Workflow> {
-        workflows().unwrap()
+        let mut all = workflows().unwrap();
+        all.push(Workflow {
+            file: "knext-image.yml",
+            text: app_workflow("ghcr.io/acme/shop").unwrap(),
+        });
+        all
     }
 
     fn yaml(w: &Workflow) -> serde_yaml::Value {
@@ -243,20 +336,27 @@ mod tests {
         }
     }
 
-    /// The jobs of the release, in order, each needing the previous one; and least privilege: the
-    /// workflow grants nothing, each job only what its step needs.
+    /// The jobs of knext's release and of an app's image workflow, in order, each needing the
+    /// previous one; and least privilege: the workflow grants nothing, each job only what its step
+    /// needs.
     #[test]
-    fn release_jobs_chain_and_hold_least_privilege() {
-        let w = rendered().into_iter().find(|w| w.file == "release.yml").unwrap();
-        let doc = yaml(&w);
+    fn image_workflows_chain_and_hold_least_privilege() {
+        for (file, last) in [("release.yml", "repin"), ("knext-image.yml", "gitops")] {
+            let w = rendered().into_iter().find(|w| w.file == file).unwrap();
+            jobs_chain_and_hold_least_privilege(&w, last);
+        }
+    }
+
+    fn jobs_chain_and_hold_least_privilege(w: &Workflow, last: &str) {
+        let doc = yaml(w);
         assert_eq!(doc["permissions"], serde_yaml::Value::Mapping(Default::default()));
         let jobs = doc["jobs"].as_mapping().unwrap();
         let order: Vec<&str> = jobs.keys().map(|k| k.as_str().unwrap()).collect();
         assert_eq!(
             order,
-            [
-                "build", "sbom", "scan", "push", "sign", "attest", "verify", "repin"
-            ]
+            ["build", "sbom", "scan", "push", "sign", "attest", "verify", last],
+            "{}",
+            w.file
         );
         for pair in order.windows(2) {
             let needs = &jobs[pair[1]]["needs"];
@@ -282,10 +382,10 @@ mod tests {
                     (_, "read") => true,
                     ("id-token", "write") => ["sign", "attest"].contains(job),
                     ("packages", "write") => ["push", "sign", "attest"].contains(job),
-                    ("contents" | "pull-requests", "write") => *job == "repin",
+                    ("contents" | "pull-requests", "write") => *job == last,
                     _ => false,
                 };
-                assert!(allowed, "job {job} holds {scope}: {level}");
+                assert!(allowed, "{}: job {job} holds {scope}: {level}", w.file);
             }
         }
         // The gate runs before anything is pushed, and fails on findings.
@@ -307,11 +407,36 @@ mod tests {
         });
     }
 
+    /// The app's build runs the repository's Dockerfile with buildah, its SBOM is checked against
+    /// the lock, and every script it runs is one `knext scaffold` copies into `.knext/`.
+    #[test]
+    fn the_app_workflow_runs_the_scaffolded_scripts() {
+        let text = app_workflow("ghcr.io/acme/shop").unwrap();
+        assert!(text.contains("buildah bud --storage-driver vfs --isolation chroot"));
+        assert!(text.contains(".knext/sbom.sh npm target/sbom.spdx.json package-lock.json"));
+        assert!(
+            !text.contains("scripts/"),
+            "a knext repository path in the app's workflow"
+        );
+        for word in text.split_whitespace() {
+            let word = word.trim_start_matches("\"$(");
+            if let Some(script) = word.strip_prefix(".knext/") {
+                assert!(
+                    APP_SCRIPTS
+                        .iter()
+                        .any(|(p, _)| p.strip_prefix(".knext/") == Some(script)),
+                    "{word}: not among the scaffold's scripts"
+                );
+            }
+        }
+        assert!(text.contains("IMAGE: ghcr.io/acme/shop\n"));
+    }
+
     /// `cargo build` keeps `.github/workflows/` current; this catches a checkout where it did not run.
     #[test]
     fn committed_workflows_are_current() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows");
-        for w in rendered() {
+        for w in workflows().unwrap() {
             let path = dir.join(w.file);
             let committed =
                 std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
