@@ -29,7 +29,13 @@ pub struct Args {
     /// this knext was built with].
     #[arg(long, value_name = "REF")]
     pub knext_image: Option<String>,
-    /// The Node.js image, pinned by digest [default: node:22-bookworm-slim@sha256:…].
+    /// The Node.js major version (22 or 24): the official node:<VERSION>-bookworm-slim image, pinned
+    /// by the digest knext knows for it.
+    #[arg(long, value_name = "VERSION", default_value_t = scaffold::DEFAULT_NODE_VERSION)]
+    pub node_version: u32,
+    /// Another Node.js image (a mirror, an internal base), pinned by digest, built like the official
+    /// one: node at /usr/local/bin/node, npm, /bin/sh with ldd, grep and GNU cp [overrides
+    /// --node-version].
     #[arg(long, value_name = "REF")]
     pub node_image: Option<String>,
     /// Overwrite files that exist.
@@ -75,6 +81,33 @@ pub fn options(args: &Args) -> Result<ScaffoldOptions, ScaffoldError> {
                 ))
             })
         })?;
+    // The Dockerfile runs `npm ci` and `npm run build`.
+    if !args.dir.join("package-lock.json").is_file() {
+        let other = ["yarn.lock", "pnpm-lock.yaml", "bun.lock", "bun.lockb"]
+            .into_iter()
+            .find(|f| args.dir.join(f).exists());
+        return Err(usage(match other {
+            Some(lock) => format!(
+                "{}: the scaffold's Dockerfile installs with npm ci, and this app has {lock}: switch it to npm \
+                 (npm install writes package-lock.json) or write your own Dockerfile",
+                args.dir.display()
+            ),
+            None => format!(
+                "{}: no package-lock.json: the Dockerfile installs with npm ci; run npm install and commit the lock",
+                args.dir.display()
+            ),
+        }));
+    }
+    if package
+        .pointer("/scripts/build")
+        .and_then(serde_json::Value::as_str)
+        .is_none()
+    {
+        return Err(usage(format!(
+            "{}: no \"scripts\": {{\"build\": …}}: the Dockerfile runs npm run build (usually \"next build\")",
+            package_path.display()
+        )));
+    }
     let name = match &args.name {
         Some(n) => n.clone(),
         None => package
@@ -106,10 +139,20 @@ pub fn options(args: &Args) -> Result<ScaffoldOptions, ScaffoldError> {
             .knext_image
             .clone()
             .unwrap_or_else(|| crate::install::DEFAULT_OPERATOR_IMAGE.to_owned()),
-        node_image: args
-            .node_image
-            .clone()
-            .unwrap_or_else(|| scaffold::DEFAULT_NODE_IMAGE.to_owned()),
+        node_image: match &args.node_image {
+            Some(image) => image.clone(),
+            None => scaffold::node_image(args.node_version)
+                .ok_or_else(|| {
+                    let known: Vec<String> =
+                        scaffold::NODE_IMAGES.iter().map(|(m, _)| m.to_string()).collect();
+                    usage(format!(
+                        "--node-version {}: knext pins images for Node.js {} only (or pass --node-image REF@sha256:…)",
+                        args.node_version,
+                        known.join(" and ")
+                    ))
+                })?
+                .to_owned(),
+        },
     })
 }
 
@@ -217,6 +260,7 @@ mod tests {
             namespace: None,
             image_repo: None,
             knext_image: None,
+            node_version: scaffold::DEFAULT_NODE_VERSION,
             node_image: None,
             force: false,
         }
@@ -254,9 +298,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("package.json"),
-            r#"{"name":"@acme/shop","repository":"github:acme/shop"}"#,
+            r#"{"name":"@acme/shop","repository":"github:acme/shop","scripts":{"build":"next build"}}"#,
         )
         .unwrap();
+        std::fs::write(dir.path().join("package-lock.json"), "{}").unwrap();
         let opts = options(&args(dir.path())).unwrap();
         assert_eq!(
             (
@@ -334,21 +379,36 @@ mod tests {
     }
 
     #[test]
-    fn without_package_json_or_repository_it_says_what_to_pass() {
+    fn without_package_json_lock_build_or_repository_it_says_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
-        let Err(ScaffoldError::Usage(e)) = options(&args(dir.path())) else {
+        let error = |dir: &Path| match options(&args(dir)) {
+            Err(ScaffoldError::Usage(e)) => e.join("\n"),
+            other => panic!("{other:?}"),
+        };
+        assert!(error(dir.path()).contains("package.json"));
+        let package = |json: &str| std::fs::write(dir.path().join("package.json"), json).unwrap();
+        package(r#"{"name":"shop","scripts":{"build":"next build"}}"#);
+        assert!(error(dir.path()).contains("no package-lock.json"));
+        std::fs::write(dir.path().join("pnpm-lock.yaml"), "").unwrap();
+        assert!(error(dir.path()).contains("this app has pnpm-lock.yaml"));
+        std::fs::write(dir.path().join("package-lock.json"), "{}").unwrap();
+        assert!(error(dir.path()).contains("--image-repo"));
+        package(r#"{"name":"shop","repository":"github:acme/shop"}"#);
+        assert!(error(dir.path()).contains("npm run build"));
+        package("{\n  \"name\": ,\n}");
+        assert!(error(dir.path()).contains("package.json:2:"));
+        package(r#"{"name":"shop","repository":"github:acme/shop","scripts":{"build":"next build"}}"#);
+        let unknown_node = Args {
+            node_version: 18,
+            ..args(dir.path())
+        };
+        let Err(ScaffoldError::Usage(e)) = options(&unknown_node) else {
             panic!()
         };
-        assert!(e[0].contains("package.json"), "{e:?}");
-        std::fs::write(dir.path().join("package.json"), r#"{"name":"shop"}"#).unwrap();
-        let Err(ScaffoldError::Usage(e)) = options(&args(dir.path())) else {
-            panic!()
-        };
-        assert!(e[0].contains("--image-repo"), "{e:?}");
-        std::fs::write(dir.path().join("package.json"), "{\n  \"name\": ,\n}").unwrap();
-        let Err(ScaffoldError::Usage(e)) = options(&args(dir.path())) else {
-            panic!()
-        };
-        assert!(e[0].contains("package.json:2:"), "{e:?}");
+        assert!(e[0].contains("Node.js 22 and 24 only"), "{e:?}");
+        assert_eq!(
+            options(&args(dir.path())).unwrap().node_image,
+            scaffold::NODE_IMAGES[1].1
+        );
     }
 }

@@ -7,11 +7,33 @@
 
 use crate::policy::{image, names};
 
-/// The Node.js image the Dockerfile builds and runs with by default: the official
-/// `node:22-bookworm-slim` index (Node 22.23.3), as docker-library/repo-info recorded it
-/// (`repos/node/remote/22-bookworm-slim.md`, commit 4211a1635d906d705a873434b7336b27c7678802).
-pub const DEFAULT_NODE_IMAGE: &str =
-    "node:22-bookworm-slim@sha256:43ac6c60b8f89723f746e8a92ce91abd5017e627ce1ddfe4238355d3a30b772c";
+/// The official Node.js images `knext scaffold --node-version` chooses from, each pinned by the
+/// index digest docker-library/repo-info recorded for its tag (`repos/node/remote/<tag>.md`):
+/// `22-bookworm-slim` (Node 22.23.3) at commit 4211a1635d906d705a873434b7336b27c7678802 and
+/// `24-bookworm-slim` (Node 24.21.0) at commit 3179cb4d576b9929bf86873c87f279ac67661c6e. Debian
+/// (glibc) rather than Alpine: the Dockerfile's runtime stage copies node with the libraries `ldd`
+/// names. To move to a newer patch release, read the new digest the same way.
+pub const NODE_IMAGES: [(u32, &str); 2] = [
+    (
+        22,
+        "node:22-bookworm-slim@sha256:43ac6c60b8f89723f746e8a92ce91abd5017e627ce1ddfe4238355d3a30b772c",
+    ),
+    (
+        24,
+        "node:24-bookworm-slim@sha256:0e0ff40c39bc087845bfb27465a0df4ea419520094bc35842ff83dd8cbe6f9b6",
+    ),
+];
+
+/// The Node.js major version a scaffold uses unless told otherwise: the Active LTS line.
+pub const DEFAULT_NODE_VERSION: u32 = 24;
+
+/// The pinned official image of a Node.js major version, if knext knows one.
+pub fn node_image(major: u32) -> Option<&'static str> {
+    NODE_IMAGES
+        .iter()
+        .find(|(m, _)| *m == major)
+        .map(|(_, image)| *image)
+}
 
 /// Inputs of a scaffold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,7 +186,7 @@ mod tests {
             namespace: "web".into(),
             image_repo: "ghcr.io/acme/shop".into(),
             knext_image: "ghcr.io/kn-next/knext@sha256:f07fb9b075ad50940fa58ad126c57a93f66221edd548b3dcb3e133247c8f661d".into(),
-            node_image: DEFAULT_NODE_IMAGE.into(),
+            node_image: node_image(DEFAULT_NODE_VERSION).unwrap().into(),
         }
     }
 
