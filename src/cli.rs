@@ -161,6 +161,16 @@ fn scaffold(args: &crate::scaffold::Args) -> ExitCode {
                     "\nyour next.config is yours: add these lines to it\n{lines}"
                 ));
             }
+            if let Some(root) = &report.repository_root {
+                out.push_str(&format!(
+                    "\nnote: {} is not the root of its git repository ({}): GitHub runs workflows only from\n\
+                     \x20 the root's .github/workflows/, and knext-image.yml builds the root's Dockerfile. Move\n\
+                     \x20 .github/workflows/knext-image.yml there and adjust its paths, or keep the app in a\n\
+                     \x20 repository of its own\n",
+                    args.dir.display(),
+                    root.display()
+                ));
+            }
             out.push_str(&format!(
                 "\nstill to do:\n\
                  \x20 - commit these files; on the next push to main, .github/workflows/knext-image.yml builds\n\

@@ -59,6 +59,10 @@ pub struct Report {
     pub written: Vec<&'static str>,
     /// Set when the app has its own next.config: the lines it needs.
     pub next_config_lines: Option<&'static str>,
+    /// Set when the app directory is inside a git repository but not at its root: where the
+    /// repository starts (GitHub runs workflows only from the root's `.github/workflows/`, and the
+    /// image workflow builds from the root).
+    pub repository_root: Option<PathBuf>,
 }
 
 /// Options from the flags, with package.json's defaults.
@@ -160,7 +164,10 @@ pub fn options(args: &Args) -> Result<ScaffoldOptions, ScaffoldError> {
 /// reported with the files already written).
 pub fn write(dir: &Path, opts: &ScaffoldOptions, force: bool) -> Result<Report, ScaffoldError> {
     let files = scaffold::scaffold(opts).map_err(ScaffoldError::Usage)?;
-    let mut report = Report::default();
+    let mut report = Report {
+        repository_root: repository_root(dir),
+        ..Report::default()
+    };
     let mut plan: Vec<&ScaffoldFile> = Vec::new();
     let mut conflicts = Vec::new();
     for f in &files {
@@ -202,6 +209,18 @@ pub fn write(dir: &Path, opts: &ScaffoldOptions, force: bool) -> Result<Report, 
         report.written.push(f.path);
     }
     Ok(report)
+}
+
+/// The root of the git repository `dir` lies in, when that is not `dir` itself.
+fn repository_root(dir: &Path) -> Option<PathBuf> {
+    let dir = dir.canonicalize().ok()?;
+    if dir.join(".git").exists() {
+        return None;
+    }
+    dir.ancestors()
+        .skip(1)
+        .find(|a| a.join(".git").exists())
+        .map(Path::to_path_buf)
 }
 
 /// 0755 for the scripts, 0644 for the rest (whatever the umask would have made them).
@@ -361,6 +380,14 @@ mod tests {
             std::fs::read_to_string(dir.path().join("Dockerfile")).unwrap(),
             "mine"
         );
+
+        // Inside a repository but not at its root: said.
+        assert_eq!(report.repository_root, None);
+        let sub = dir.path().join("apps/shop");
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        assert_eq!(repository_root(&sub), Some(dir.path().canonicalize().unwrap()));
+        assert_eq!(repository_root(dir.path()), None);
 
         // --force rewrites them, but the app's own next.config stays.
         std::fs::remove_file(dir.path().join("next.config.mjs")).unwrap();
