@@ -89,9 +89,9 @@ case "${1:-}" in
     trap 'rm -f "$tmp"' EXIT
     SYFT_CHECK_FOR_APP_UPDATE=false SYFT_FILE_METADATA_SELECTION=all SYFT_FILE_METADATA_DIGESTS=sha1,sha256 \
       syft scan "oci-dir:$layout" --source-name "$name" --output "spdx-json@2.3=$tmp" --quiet
-    # Crate sources from cargo (knext's repository), npm sources from package-lock.json (an app's).
+    # Crate sources from cargo in knext's repository, npm sources from package-lock.json (an app's).
     sources='{}' lock='{}'
-    if [[ -f Cargo.toml ]] && command -v cargo >/dev/null; then
+    if grep -qx 'name = "knext"' Cargo.toml 2>/dev/null; then
       sources="$(cargo metadata --locked --format-version 1 --filter-platform "$target" \
         | jq -c '[.packages[] | {key: "\(.name)@\(.version)", value: .source}] | from_entries')"
     fi
