@@ -311,3 +311,76 @@ fn install_refuses_unpinned_operator_images_and_prints_nothing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("is not a valid Namespace name"));
 }
+
+/// `knext scaffold` on a copy of the real Next.js test app (which has its own next.config.js): the
+/// files, the lines printed for the app's config, the NextApp `validate` refuses until the workflow
+/// writes a digest, and a second run that overwrites nothing without --force.
+#[test]
+fn scaffold_writes_an_app_repository_once_and_names_what_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nextjs-app");
+    for file in ["package.json", "package-lock.json", "next.config.js"] {
+        std::fs::copy(source.join(file), dir.path().join(file)).unwrap();
+    }
+    let app = dir.path().to_str().unwrap();
+    let scaffold = |extra: &[&str]| {
+        let mut args = vec!["scaffold", app, "--image-repo", "ghcr.io/acme/shop"];
+        args.extend_from_slice(extra);
+        knext(&args, None)
+    };
+    let out = scaffold(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for file in [
+        "Dockerfile",
+        ".dockerignore",
+        "nextapp.yaml",
+        "cache-handler.cjs",
+        ".github/workflows/knext-image.yml",
+        ".knext/sbom.sh",
+    ] {
+        assert!(dir.path().join(file).is_file(), "{file} not written");
+        assert!(
+            stdout.contains(&format!("wrote {}", dir.path().join(file).display())),
+            "{stdout}"
+        );
+    }
+    assert!(
+        !dir.path().join("next.config.mjs").exists(),
+        "wrote a second next.config"
+    );
+    assert!(
+        stdout.contains("add these lines") && stdout.contains("output: 'standalone',"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("still to do"), "{stdout}");
+
+    // The NextApp names the app (package.json's name as a DNS label) and is refused until the
+    // workflow fills in the digest.
+    let nextapp = std::fs::read_to_string(dir.path().join("nextapp.yaml")).unwrap();
+    assert!(nextapp.contains("name: knext-nextjs-test-app\n"), "{nextapp}");
+    let path = dir.path().join("nextapp.yaml");
+    let out = knext(&["validate", path.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    std::fs::write(&path, nextapp.replace(&"0".repeat(64), &"ab".repeat(32))).unwrap();
+    let out = knext(&["validate", path.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // Again: exit 2, every existing file named, nothing changed; --force rewrites.
+    let before = tree(dir.path());
+    let out = scaffold(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Dockerfile: exists") && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert_eq!(tree(dir.path()), before);
+    let out = scaffold(&["--force", "--node-version", "22"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let docker = std::fs::read_to_string(dir.path().join("Dockerfile")).unwrap();
+    assert!(
+        docker.contains("ARG NODE_IMAGE=node:22-bookworm-slim@sha256:"),
+        "{docker}"
+    );
+}
