@@ -13,6 +13,7 @@ shellcheck .ci/run scripts/*.sh scripts/ci/*.sh
 # An app's image workflow, as `knext scaffold` writes it into a throwaway app.
 app="$(mktemp -d)"
 trap 'rm -rf "$app"' EXIT
-printf '{"name": "shop", "repository": "github:acme/shop"}\n' >"$app/package.json"
+printf '{"name": "shop", "repository": "github:acme/shop", "scripts": {"build": "next build"}}\n' >"$app/package.json"
+printf '{"name": "shop", "lockfileVersion": 3, "packages": {"": {"name": "shop"}}}\n' >"$app/package-lock.json"
 cargo run --locked --release --quiet -- scaffold "$app" >/dev/null
 (cd "$app" && actionlint .github/workflows/knext-image.yml && zizmor --offline --persona pedantic .github/workflows)
