@@ -156,10 +156,14 @@ fn scaffold(args: &crate::scaffold::Args) -> ExitCode {
             for path in &report.written {
                 out.push_str(&format!("wrote {}\n", args.dir.join(path).display()));
             }
-            if let Some(lines) = report.next_config_lines {
-                out.push_str(&format!(
-                    "\nyour next.config is yours: add these lines to it\n{lines}"
-                ));
+            match (report.next_config, &report.next_config_lines) {
+                (Some(own), Some(lines)) => out.push_str(&format!(
+                    "\nyour {own} is yours, left as it is: add these lines to it\n{lines}"
+                )),
+                (Some(own), None) => out.push_str(&format!(
+                    "\nyour {own} is yours, left as it is: it has what knext needs\n"
+                )),
+                _ => {}
             }
             if let Some(root) = &report.repository_root {
                 out.push_str(&format!(

@@ -57,8 +57,10 @@ pub enum ScaffoldError {
 pub struct Report {
     /// Files written, relative to the app directory.
     pub written: Vec<&'static str>,
-    /// Set when the app has its own next.config: the lines it needs.
-    pub next_config_lines: Option<&'static str>,
+    /// The app's own next.config, when it has one (the scaffold then writes none).
+    pub next_config: Option<&'static str>,
+    /// What that next.config lacks, as lines to add ([`scaffold::next_config_advice`]).
+    pub next_config_lines: Option<String>,
     /// Set when the app directory is inside a git repository but not at its root: where the
     /// repository starts (GitHub runs workflows only from the root's `.github/workflows/`, and the
     /// image workflow builds from the root).
@@ -171,10 +173,15 @@ pub fn write(dir: &Path, opts: &ScaffoldOptions, force: bool) -> Result<Report, 
     let mut plan: Vec<&ScaffoldFile> = Vec::new();
     let mut conflicts = Vec::new();
     for f in &files {
-        if let Some(kinds) = f.only_if_absent_kind
-            && kinds.iter().any(|k| dir.join(k).exists())
+        if let Some(own) = f
+            .only_if_absent_kind
+            .and_then(|kinds| kinds.iter().find(|k| dir.join(k).exists()))
         {
-            report.next_config_lines = Some(scaffold::NEXT_CONFIG_LINES);
+            let path = dir.join(own);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ScaffoldError::Io(format!("{}: {e}", path.display())))?;
+            report.next_config = Some(own);
+            report.next_config_lines = scaffold::next_config_advice(own, &text);
             continue;
         }
         if dir.join(f.path).exists() && !force {
@@ -347,7 +354,7 @@ mod tests {
                 ".knext/oci-sbom.sh",
             ]
         );
-        assert_eq!(report.next_config_lines, None);
+        assert_eq!((report.next_config, report.next_config_lines), (None, None));
         // The pipeline's scripts are knext's own, byte for byte, and executable.
         use std::os::unix::fs::PermissionsExt;
         for (path, source) in [
@@ -394,7 +401,13 @@ mod tests {
         std::fs::write(dir.path().join("next.config.ts"), "export default {}").unwrap();
         let report = write(dir.path(), &opts, true).unwrap();
         assert!(!report.written.contains(&"next.config.mjs"));
-        assert_eq!(report.next_config_lines, Some(scaffold::NEXT_CONFIG_LINES));
+        assert_eq!(report.next_config, Some("next.config.ts"));
+        assert!(
+            report
+                .next_config_lines
+                .unwrap()
+                .contains("import { createRequire }")
+        );
         assert_ne!(
             std::fs::read_to_string(dir.path().join("Dockerfile")).unwrap(),
             "mine"

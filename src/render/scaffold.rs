@@ -71,10 +71,45 @@ pub const NEXT_CONFIG_NAMES: &[&str] = &[
     "next.config.cjs",
 ];
 
-/// The lines an existing `next.config.*` needs, printed when the scaffold does not write one.
-pub const NEXT_CONFIG_LINES: &str = "output: 'standalone',\n\
-    cacheHandler: require.resolve('./cache-handler.cjs'),\n\
-    cacheMaxMemorySize: 0,\n";
+/// The settings knext needs in `next.config.*`: a substring that shows one is there, and its line.
+const NEXT_CONFIG_SETTINGS: [(&str, &str); 3] = [
+    ("standalone", "output: 'standalone',"),
+    (
+        "cacheHandler",
+        "cacheHandler: require.resolve('./cache-handler.cjs'),",
+    ),
+    ("cacheMaxMemorySize", "cacheMaxMemorySize: 0,"),
+];
+
+/// What an app's own `next.config.*` (named `file`, holding `text`) still needs, as lines to add to
+/// its config object, or `None` when every setting is there. An ES module config (`.mjs`, `.ts`,
+/// `.mts`, or `export default`) without `createRequire` gets the two lines that define `require`
+/// first. A text search, not a parse: a setting spelt differently is reported as missing.
+pub fn next_config_advice(file: &str, text: &str) -> Option<String> {
+    let missing: Vec<&str> = NEXT_CONFIG_SETTINGS
+        .iter()
+        .filter(|(shows, _)| !text.contains(shows))
+        .map(|(_, line)| *line)
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let esm = [".mjs", ".ts", ".mts"].iter().any(|e| file.ends_with(e)) || text.contains("export default");
+    let mut out = String::new();
+    if esm && missing.iter().any(|l| l.contains("require.resolve")) && !text.contains("createRequire") {
+        out.push_str(
+            "// at the top of the file:\n\
+             import { createRequire } from 'node:module';\n\
+             const require = createRequire(import.meta.url);\n\
+             // in the config object:\n",
+        );
+    }
+    for line in missing {
+        out.push_str(line);
+        out.push('\n');
+    }
+    Some(out)
+}
 
 const TEMPLATES: [(&str, &str); 4] = [
     (
@@ -273,6 +308,42 @@ mod tests {
             ..opts()
         };
         assert!(scaffold(&unqualified).unwrap_err()[0].contains("name the registry"));
+    }
+
+    #[test]
+    fn an_apps_own_next_config_is_told_only_what_it_lacks() {
+        let all = "module.exports = {\n  output: 'standalone',\n  cacheHandler: require.resolve('./cache-handler.cjs'),\n  cacheMaxMemorySize: 0,\n};\n";
+        assert_eq!(next_config_advice("next.config.js", all), None);
+        let cjs = next_config_advice("next.config.js", "module.exports = { output: 'standalone' };").unwrap();
+        assert_eq!(
+            cjs,
+            "cacheHandler: require.resolve('./cache-handler.cjs'),\ncacheMaxMemorySize: 0,\n"
+        );
+        let esm = next_config_advice("next.config.ts", "export default { reactStrictMode: true };").unwrap();
+        assert!(
+            esm.starts_with("// at the top of the file:\nimport { createRequire }"),
+            "{esm}"
+        );
+        assert!(esm.contains("output: 'standalone',\n"), "{esm}");
+        // An ES module that already defines require, or that only lacks the memory setting, gets no
+        // preamble.
+        let with_require = "import { createRequire } from 'node:module';\nexport default {};";
+        assert!(
+            !next_config_advice("next.config.mjs", with_require)
+                .unwrap()
+                .contains("at the top")
+        );
+        let only_memory = "export default { output: 'standalone', cacheHandler: x };";
+        assert_eq!(
+            next_config_advice("next.config.mjs", only_memory).unwrap(),
+            "cacheMaxMemorySize: 0,\n"
+        );
+        // The template's own next.config.mjs has everything.
+        let files = scaffold(&opts()).unwrap();
+        assert_eq!(
+            next_config_advice("next.config.mjs", file(&files, "next.config.mjs")),
+            None
+        );
     }
 
     #[test]
