@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lints the GitHub workflows and the scripts they run: actionlint (with shellcheck on every run:
 # block), zizmor (pedantic), shellcheck; knext's own, and an app's image workflow as `knext
-# scaffold` writes it. Needs the tools of scripts/tools.sh on PATH, shellcheck, and cargo (it runs
+# scaffold` writes it, with hadolint on its Dockerfile. Needs the tools of scripts/tools.sh on PATH, shellcheck, and cargo (it runs
 # the release build of knext).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,3 +17,6 @@ printf '{"name": "shop", "repository": "github:acme/shop", "scripts": {"build": 
 printf '{"name": "shop", "lockfileVersion": 3, "packages": {"": {"name": "shop"}}}\n' >"$app/package-lock.json"
 cargo run --locked --release --quiet -- scaffold "$app" >/dev/null
 (cd "$app" && actionlint .github/workflows/knext-image.yml && zizmor --offline --persona pedantic .github/workflows)
+# ... and its Dockerfile (scripts/app-image-local.sh also builds it, and checks the pinned ARG defaults
+# hadolint cannot resolve).
+hadolint --no-color "$app/Dockerfile"
