@@ -99,7 +99,7 @@ knext_image="$reg/kn-next/knext@$knext_built"
 echo "knext: $knext_image"
 
 say "the stand-in Node.js base (scripts/standin-node.sh)"
-node_digest="$(scripts/standin-node.sh "$out/buildah" "docker://$reg/stand-in/node:22-bookworm-slim" | tail -n 1)"
+node_digest="$(scripts/standin-node.sh "$out/buildah" "docker://$reg/stand-in/node:24-bookworm-slim" | tail -n 1)"
 node_image="$reg/stand-in/node@$node_digest"
 echo "node: $node_image (node $(node --version))"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds a stand-in for the official Node.js image (node:22-bookworm-slim) from this machine's own
+# Builds a stand-in for the official Node.js image (node:24-bookworm-slim, the scaffold's default) from this machine's own
 # files, pulling nothing, and pushes it: the public base images cannot be pulled here, and the
 # scaffolded Dockerfile takes its base through `--build-arg NODE_IMAGE=...`.
 #
@@ -17,7 +17,7 @@
 #
 # Usage: scripts/standin-node.sh STORAGE_DIR DEST
 #   STORAGE_DIR: buildah's storage (vfs driver: STORAGE_DIR/root, STORAGE_DIR/runroot);
-#   DEST: where to push, e.g. docker://127.0.0.1:5077/stand-in/node:22-bookworm-slim (plain HTTP).
+#   DEST: where to push, e.g. docker://127.0.0.1:5077/stand-in/node:24-bookworm-slim (plain HTTP).
 #   Prints the pushed manifest digest (sha256:...) as the last line of stdout.
 # Env:   NODE_BIN: the node binary to use (default: the one on PATH).
 # Needs: a Debian host (dpkg -L finds the shell and its tools), buildah, node and npm, run as root.
@@ -86,7 +86,7 @@ fi
 "${B[@]}" config --os linux --arch amd64 \
   --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   --env NODE_VERSION="$("$node_bin" --version | tr -d v)" "${extra_env[@]}" --cmd node \
-  --label org.opencontainers.image.description="stand-in for node:22-bookworm-slim (scripts/standin-node.sh)" "$ctr"
+  --label org.opencontainers.image.description="stand-in for node:24-bookworm-slim (scripts/standin-node.sh)" "$ctr"
 "${B[@]}" commit --quiet --format oci --timestamp 0 "$ctr" localhost/stand-in/node >/dev/null
 "${B[@]}" push --quiet --tls-verify=false --digestfile "$storage/standin-node.digest" localhost/stand-in/node "$dest"
 digest="$(cat "$storage/standin-node.digest")"
