@@ -7,9 +7,11 @@ pub mod crd;
 pub mod knative;
 pub mod nextapp;
 pub mod schema;
+pub mod sigstore;
 
 pub use knative::KnativeService;
 pub use nextapp::*;
+pub use sigstore::ClusterImagePolicy;
 
 /// API group of knext's resources.
 pub const GROUP: &str = "apps.kn-next.dev";
@@ -34,6 +36,9 @@ pub mod labels {
     pub const COMPONENT: &str = "app.kubernetes.io/component";
     /// knext's own label naming the owning NextApp (used to find and prune children).
     pub const APP: &str = "apps.kn-next.dev/app";
+    /// knext's own label naming the owning NextApp's namespace, on cluster-scoped objects (the
+    /// ClusterImagePolicy), which have no namespace of their own; with [`APP`] it finds the NextApp.
+    pub const APP_NAMESPACE: &str = "apps.kn-next.dev/namespace";
     /// Build id stamped on the revision template (skew protection).
     pub const BUILD_ID: &str = "apps.kn-next.dev/build-id";
     /// Label Knative puts on the pods of a Service.
@@ -44,6 +49,15 @@ pub mod labels {
     pub const ENVIRONMENT: &str = "environment";
     /// Preview pull-request id label.
     pub const PR_ID: &str = "pr-id";
+}
+
+/// Annotation keys knext sets.
+pub mod annotations {
+    /// On a cluster-scoped object the operator applied for a NextApp (its ClusterImagePolicy): the
+    /// NextApp's UID. It stands in for an owner reference, which a namespaced NextApp cannot be for a
+    /// cluster-scoped object: the operator deletes only policies carrying it, and only when no NextApp
+    /// with that UID wants them any more. `knext render` output does not carry it.
+    pub const OWNER_UID: &str = "apps.kn-next.dev/owner-uid";
 }
 
 /// Labels of the Go operator knext replaces (`kn-next-operator`). The operator recognises them when it
@@ -184,6 +198,9 @@ pub mod reasons {
     pub const ENV_VAR_IGNORED: &str = "EnvVarIgnored";
     /// Warning: a setting that has no effect as written.
     pub const SETTING_IGNORED: &str = "SettingIgnored";
+    /// Warning: `signature.subjectRegExp` without `^` and `$`; policy-controller matches it anywhere in
+    /// the subject, so a longer subject (another repository or branch) can match too.
+    pub const UNANCHORED_REGEXP: &str = "UnanchoredRegExp";
 }
 
 /// Defaults applied by the renderers when a field is unset (one place, so the validator checks the

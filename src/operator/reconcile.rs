@@ -256,7 +256,7 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
 
     // 3. inspect
     let holders = inspect(ctx, namespace, name, uid).await?;
-    let rendered: Vec<Child> = manifests.iter().map(Child::of).collect();
+    let rendered: Vec<Child> = manifests.iter().filter_map(Child::of).collect();
     let plan = ownership::plan(name, namespace, &rendered, &holders);
 
     // 4. apply
@@ -266,7 +266,10 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
         knative_withheld: plan.knative_withheld.clone(),
         ..Observed::default()
     };
-    for m in manifests.iter().filter(|m| plan.applies(Child::of(m))) {
+    for m in manifests
+        .iter()
+        .filter(|m| Child::of(m).is_some_and(|c| plan.applies(c)))
+    {
         let body = m.to_json().map_err(|source| Error::Serialize {
             kind: m.kind(),
             name: m.name().to_owned(),
@@ -300,6 +303,8 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
                     .await
                     .map_err(apply_err)?;
             }
+            // NB: not applied by the operator yet.
+            Manifest::ClusterImagePolicy(_) => {}
         }
     }
 
