@@ -201,6 +201,9 @@ pub mod reasons {
     /// Warning: `signature.subjectRegExp` without `^` and `$`; policy-controller matches it anywhere in
     /// the subject, so a longer subject (another repository or branch) can match too.
     pub const UNANCHORED_REGEXP: &str = "UnanchoredRegExp";
+    /// The API server has no `clusterimagepolicies.policy.sigstore.dev`: policy-controller is not
+    /// installed, so the app's `signature` is not enforced (a Warning event; the app still rolls out).
+    pub const SIGNATURE_NOT_ENFORCED: &str = "SignatureNotEnforced";
 }
 
 /// Defaults applied by the renderers when a field is unset (one place, so the validator checks the

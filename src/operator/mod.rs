@@ -9,6 +9,7 @@
 //! leader that cannot renew its Lease exits 1 at once, so it never reconciles beside a new leader.
 //! Logs are JSON lines on stderr (`RUST_LOG` filters, default `info`).
 
+pub mod image_policy;
 pub mod leader;
 pub mod metrics;
 pub mod ownership;
@@ -334,7 +335,15 @@ async fn controller(
         stop.await;
         let _ = stop_tx.send(());
     });
-    let run = build_controller(client, ns)
+    let controller = build_controller(client, ns);
+    let sweeping = tokio::spawn(sweeper(
+        client.clone(),
+        args.namespace.clone(),
+        controller.store(),
+        terminated.clone(),
+        lost.clone(),
+    ));
+    let run = controller
         .graceful_shutdown_on(async move {
             let _ = stop_rx.await;
         })
@@ -348,9 +357,13 @@ async fn controller(
     let mut run = std::pin::pin!(run);
     let mut t = terminated.clone();
     tokio::select! {
-        () = &mut run => return code_after(&lost),
+        () = &mut run => {
+            sweeping.abort();
+            return code_after(&lost);
+        }
         _ = t.wait_for(|v| *v) => {}
     }
+    sweeping.abort();
     // Terminating: the controller stops taking work and finishes what is in flight, within the cap.
     match tokio::time::timeout(SHUTDOWN_CAP, run).await {
         Ok(()) => code_after(&lost),
@@ -360,6 +373,41 @@ async fn controller(
                 SHUTDOWN_CAP.as_secs()
             );
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Sweeps the ClusterImagePolicies of NextApps that are gone ([`image_policy::sweep`]) once the
+/// controller's cache of NextApps is complete, then every [`image_policy::SWEEP_INTERVAL`], until a
+/// shutdown or the loss of leadership. A failed sweep is logged and tried again at the next interval.
+async fn sweeper(
+    client: Client,
+    namespace: Option<String>,
+    apps: kube::runtime::reflector::Store<NextApp>,
+    mut terminated: watch::Receiver<bool>,
+    mut lost: watch::Receiver<bool>,
+) {
+    // NB: an incomplete cache would make every policy look orphaned.
+    if apps.wait_until_ready().await.is_err() {
+        return;
+    }
+    loop {
+        let lookup = |ns: &str, name: &str| {
+            apps.get(&ObjectRef::new(name).within(ns))
+                .map(|app| image_policy::AppState {
+                    uid: app.metadata.uid.clone().unwrap_or_default(),
+                    wants_signature: app.spec.security.as_ref().is_some_and(|s| s.signature.is_some()),
+                })
+        };
+        match image_policy::sweep(&client, namespace.as_deref(), lookup).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "swept orphaned ClusterImagePolicies"),
+            Err(e) => tracing::warn!(error = %e, "sweeping ClusterImagePolicies failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(image_policy::SWEEP_INTERVAL) => {}
+            _ = terminated.wait_for(|v| *v) => return,
+            _ = lost.wait_for(|v| *v) => return,
         }
     }
 }

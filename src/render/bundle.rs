@@ -343,7 +343,9 @@ const READ: &[&str] = &["get", "list", "watch"];
 /// (to apply nothing over an object another owner controls), server-side applies its children (which
 /// creates missing ones) and watches them; it deletes only NetworkPolicies (`security.networkPolicy:
 /// false`, by name, its own only; everything else goes with its owner through garbage collection); it
-/// reads one Revision to see whether it scaled to zero.
+/// reads one Revision to see whether it scaled to zero. The cluster-scoped ClusterImagePolicies of apps
+/// with `security.signature` have no owner: it lists them (by name in a pass, by label in the sweep),
+/// server-side applies and deletes them, and does not watch them.
 pub fn operator_rules() -> Vec<PolicyRule> {
     vec![
         rule("", &["serviceaccounts"], APPLY),
@@ -362,6 +364,11 @@ pub fn operator_rules() -> Vec<PolicyRule> {
         ),
         rule("serving.knative.dev", &["services"], APPLY),
         rule("serving.knative.dev", &["revisions"], READ),
+        rule(
+            api::sigstore::GROUP,
+            &[api::sigstore::PLURAL],
+            &["create", "delete", "list", "patch"],
+        ),
     ]
 }
 
@@ -842,6 +849,7 @@ mod tests {
                 "apps.kn-next.dev/nextapps: list,watch",
                 "events.k8s.io/events: create,patch",
                 "networking.k8s.io/networkpolicies: create,delete,get,list,patch,watch",
+                "policy.sigstore.dev/clusterimagepolicies: create,delete,list,patch",
                 "serving.knative.dev/revisions: get,list,watch",
                 "serving.knative.dev/services: create,get,list,patch,watch",
             ]
