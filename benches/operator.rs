@@ -83,7 +83,13 @@ fn plan(apps: &[NextApp], now: Timestamp) -> usize {
     for app in apps {
         let (valid, _) = knext::policy::validate(app).unwrap();
         let uid = app.metadata.uid.as_deref();
-        let manifests = render::app(&valid, &RenderOptions { owner_uid: uid });
+        let manifests = render::app(
+            &valid,
+            &RenderOptions {
+                owner_uid: uid,
+                ..RenderOptions::default()
+            },
+        );
         let rendered: Vec<Child> = manifests.iter().filter_map(Child::of).collect();
         let plan = ownership::plan(valid.name(), valid.namespace(), &rendered, &Holders::absent());
         for m in manifests

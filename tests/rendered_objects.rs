@@ -61,6 +61,7 @@ fn rendered() -> Vec<Manifest> {
                 &v,
                 &RenderOptions {
                     owner_uid: Some("0f3c5e1a-uid"),
+                    ..RenderOptions::default()
                 },
             ));
             out.extend(render::app(&v, &RenderOptions::default()));

@@ -155,6 +155,16 @@ pub mod operator {
     pub const REPLICAS: i32 = 2;
     /// Seconds the pod gets between SIGTERM and SIGKILL: finish in-flight reconciles, release the lease.
     pub const TERMINATION_GRACE_SECONDS: i64 = 30;
+    /// `knext install` and `knext operator` flags of the cluster-wide default of
+    /// `spec.security.signature`, for apps without their own (the bundle passes them from one to the
+    /// other).
+    pub const FLAG_SIGNATURE_ISSUER: &str = "signature-issuer";
+    /// See [`FLAG_SIGNATURE_ISSUER`].
+    pub const FLAG_SIGNATURE_SUBJECT: &str = "signature-subject";
+    /// See [`FLAG_SIGNATURE_ISSUER`].
+    pub const FLAG_SIGNATURE_SUBJECT_REGEXP: &str = "signature-subject-regexp";
+    /// See [`FLAG_SIGNATURE_ISSUER`].
+    pub const FLAG_SIGNATURE_REQUIRE_SBOM: &str = "signature-require-sbom-attestation";
     /// Name of the leader-election Lease in the operator's namespace.
     pub const LEASE: &str = "knext-operator-leader";
     /// Env var carrying the pod name (the leader-election identity).

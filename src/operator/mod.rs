@@ -65,6 +65,12 @@ pub struct Args {
     /// Where to serve `/healthz` and `/readyz`.
     #[arg(long, default_value = "0.0.0.0:8081", value_name = "ADDR")]
     pub health_addr: SocketAddr,
+    /// The cluster-wide default signature (`knext install --signature-*`).
+    #[command(flatten)]
+    pub signature: crate::cli::SignatureArgs,
+    /// `signature` checked at startup (not a flag).
+    #[arg(skip)]
+    pub default_signature: Option<crate::api::SignatureSpec>,
 }
 
 /// Runs the operator until it is told to stop; returns the exit code.
@@ -80,7 +86,19 @@ pub fn main(args: Args) -> ExitCode {
     runtime.block_on(run(args))
 }
 
-async fn run(args: Args) -> ExitCode {
+async fn run(mut args: Args) -> ExitCode {
+    args.default_signature = match args.signature.spec() {
+        Ok(spec) => spec.map(|(spec, warnings)| {
+            for warning in warnings {
+                tracing::warn!("default signature: {warning}");
+            }
+            spec
+        }),
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     let config = match kube::Config::infer().await {
         Ok(c) => c,
         Err(e) => {
@@ -316,11 +334,9 @@ async fn controller(
     lost: watch::Receiver<bool>,
 ) -> ExitCode {
     let ns = args.namespace.as_deref();
-    let ctx = Arc::new(reconcile::Context::new(
-        client.clone(),
-        metrics,
-        Some(identity.to_owned()),
-    ));
+    let mut ctx = reconcile::Context::new(client.clone(), metrics, Some(identity.to_owned()));
+    ctx.default_signature = args.default_signature.clone();
+    let ctx = Arc::new(ctx);
     let stop = {
         let (mut t, mut l) = (terminated.clone(), lost.clone());
         async move {
@@ -339,6 +355,7 @@ async fn controller(
     let sweeping = tokio::spawn(sweeper(
         client.clone(),
         args.namespace.clone(),
+        args.default_signature.is_some(),
         controller.store(),
         terminated.clone(),
         lost.clone(),
@@ -383,6 +400,7 @@ async fn controller(
 async fn sweeper(
     client: Client,
     namespace: Option<String>,
+    default_signature: bool,
     apps: kube::runtime::reflector::Store<NextApp>,
     mut terminated: watch::Receiver<bool>,
     mut lost: watch::Receiver<bool>,
@@ -396,7 +414,9 @@ async fn sweeper(
             apps.get(&ObjectRef::new(name).within(ns))
                 .map(|app| image_policy::AppState {
                     uid: app.metadata.uid.clone().unwrap_or_default(),
-                    wants_signature: app.spec.security.as_ref().is_some_and(|s| s.signature.is_some()),
+                    // The cluster-wide default, or the app's own.
+                    wants_signature: default_signature
+                        || app.spec.security.as_ref().is_some_and(|s| s.signature.is_some()),
                 })
         };
         match image_policy::sweep(&client, namespace.as_deref(), lookup).await {

@@ -94,6 +94,8 @@ pub struct Context {
     pub now: fn() -> Timestamp,
     /// How long publishing one event may hold up a pass ([`EVENT_TIMEOUT`]; tests shorten it).
     pub event_timeout: Duration,
+    /// The cluster-wide default of `spec.security.signature` (`--signature-*`), for apps without one.
+    pub default_signature: Option<crate::api::SignatureSpec>,
     /// Consecutive API errors per object, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -111,6 +113,7 @@ impl Context {
             metrics,
             now: Timestamp::now,
             event_timeout: EVENT_TIMEOUT,
+            default_signature: None,
             failures: Mutex::default(),
         }
     }
@@ -257,7 +260,16 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
     };
 
     // 2. render
-    let manifests = render::app(&valid, &RenderOptions { owner_uid: Some(uid) });
+    let opts = RenderOptions {
+        owner_uid: Some(uid),
+        default_signature: ctx.default_signature.as_ref(),
+    };
+    let manifests = render::app(&valid, &opts);
+    if let Some(message) = render::image_policy::default_uncoverable(&valid, &opts)
+        && !generation_observed(app)
+    {
+        warn_event(ctx, app, reasons::SIGNATURE_NOT_ENFORCED, "Apply", &message).await;
+    }
 
     // 3. inspect
     let holders = inspect(ctx, namespace, name, uid).await?;

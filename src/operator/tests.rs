@@ -59,10 +59,16 @@ fn context() -> (Arc<Context>, Handle) {
 /// The objects the renderers produce for `app`, with owner references, as JSON.
 fn rendered(app: &NextApp) -> Vec<Value> {
     let (valid, _) = crate::policy::validate(app).unwrap();
-    render::app(&valid, &RenderOptions { owner_uid: Some(UID) })
-        .iter()
-        .map(|m| m.to_json().unwrap())
-        .collect()
+    render::app(
+        &valid,
+        &RenderOptions {
+            owner_uid: Some(UID),
+            ..RenderOptions::default()
+        },
+    )
+    .iter()
+    .map(|m| m.to_json().unwrap())
+    .collect()
 }
 
 /// The next request: asserts method and URL, returns the JSON body (Null when empty).
@@ -1205,6 +1211,45 @@ async fn without_policy_controller_a_signature_is_a_warning_once_and_a_slow_retr
     })
     .await;
     assert_eq!(result.unwrap(), Action::requeue(super::image_policy::RETRY));
+}
+
+#[tokio::test]
+async fn the_cluster_wide_default_signature_is_applied_to_an_app_without_its_own() {
+    let a = app(json!({}));
+    let default = crate::api::SignatureSpec {
+        issuer: ISSUER.into(),
+        subject: Some(SUBJECT.into()),
+        ..Default::default()
+    };
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let mut ctx = Context::new(Client::new(service, "default"), Arc::new(Metrics::new()), None);
+    ctx.now = now;
+    ctx.default_signature = Some(default.clone());
+    let expected = a.clone();
+    let (result, _) = run_in(Arc::new(ctx), handle, a, |mut h| async move {
+        expect_inspections(&mut h, [None, None, None]).await;
+        expect_namespaced_applies(&mut h, &expected, Value::Null, &[]).await;
+        expect_policy_list(&mut h, None).await;
+        let (valid, _) = crate::policy::validate(&expected).unwrap();
+        let opts = RenderOptions {
+            owner_uid: Some(UID),
+            default_signature: Some(&default),
+        };
+        let policy = render::app(&valid, &opts)
+            .iter()
+            .map(|m| m.to_json().unwrap())
+            .find(|o| o["kind"] == "ClusterImagePolicy")
+            .unwrap();
+        let applied = expect_policy_apply(&mut h, &policy).await;
+        assert_eq!(
+            applied["spec"]["authorities"][0]["keyless"]["identities"],
+            json!([{"issuer": ISSUER, "subject": SUBJECT}])
+        );
+        expect_status(&mut h).await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
 }
 
 #[tokio::test]

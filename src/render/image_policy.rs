@@ -31,6 +31,24 @@ isCompliant {
 }
 "#;
 
+fn own_signature<'a>(app: &ValidatedApp<'a>) -> Option<&'a crate::api::SignatureSpec> {
+    app.spec().security.as_ref()?.signature.as_ref()
+}
+
+/// Why the cluster-wide default signature cannot be applied to `app`: it has no signature of its own,
+/// a default is set, and no policy can cover exactly its image's repository (`localhost/...`, an IPv6
+/// registry). `None` when the default applies, or does not concern the app.
+pub fn default_uncoverable(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> Option<String> {
+    if own_signature(app).is_some() || opts.default_signature.is_none() || app.repository().is_some() {
+        return None;
+    }
+    let reason = crate::policy::signature::repository(&app.spec().image).err()?;
+    Some(format!(
+        "the cluster-wide default signature is not enforced for this app: no ClusterImagePolicy can cover \
+         exactly the image's repository: {reason}"
+    ))
+}
+
 /// Name of the policy of app `app` in `namespace`: `knext.<namespace>.<app>`. Unique cluster-wide
 /// because namespace and app names are DNS labels (no `.`); at most 6 + 63 + 1 + 63 characters, a
 /// valid DNS-1123 subdomain.
@@ -38,17 +56,19 @@ pub fn cluster_image_policy_name(namespace: &str, app: &str) -> String {
     format!("knext.{namespace}.{app}")
 }
 
-/// The app's ClusterImagePolicy, when `spec.security.signature` is set.
+/// The app's ClusterImagePolicy, when `spec.security.signature` is set, or else when
+/// `opts.default_signature` is.
 ///
 /// NB: validation refuses a `signature` for an image whose repository no policy can cover exactly
 /// ([`crate::policy::signature::repository`]), so a validated app with a signature has a repository.
+/// An app under the default only may not ([`default_uncoverable`]).
 /// With `opts.owner_uid` (the operator) it carries the NextApp's UID in the annotation
 /// [`annotations::OWNER_UID`], which the operator's cleanup goes by.
 pub fn build_cluster_image_policy(
     app: &ValidatedApp<'_>,
     opts: &RenderOptions<'_>,
 ) -> Option<ClusterImagePolicy> {
-    let sig = app.spec().security.as_ref()?.signature.as_ref()?;
+    let sig = own_signature(app).or(opts.default_signature)?;
     let repository = app.repository()?;
     let mut labels = super::app::object_labels(app, "image-policy");
     labels.insert(labels::APP_NAMESPACE.to_owned(), app.namespace().to_owned());
@@ -140,6 +160,7 @@ mod tests {
             &v,
             &RenderOptions {
                 owner_uid: Some("u-1"),
+                ..RenderOptions::default()
             },
         )
         .unwrap();
@@ -180,6 +201,45 @@ mod tests {
             (policy.type_.as_str(), policy.data.as_str()),
             ("rego", SBOM_POLICY)
         );
+    }
+
+    #[test]
+    fn the_cluster_wide_default_applies_to_apps_without_their_own_signature() {
+        let default = crate::api::SignatureSpec {
+            issuer: ISSUER.into(),
+            subject_reg_exp: Some("^https://github\\.com/acme/.+$".into()),
+            ..Default::default()
+        };
+        let opts = RenderOptions {
+            default_signature: Some(&default),
+            ..RenderOptions::default()
+        };
+        let plain = app(serde_json::json!({}));
+        let (v, _) = policy::validate(&plain).unwrap();
+        let p = build_cluster_image_policy(&v, &opts).unwrap();
+        let identity = &p.spec.authorities[0].keyless.as_ref().unwrap().identities[0];
+        assert_eq!(identity.subject_reg_exp, default.subject_reg_exp);
+        assert_eq!(default_uncoverable(&v, &opts), None);
+
+        // The app's own wins.
+        let own = app(serde_json::json!({"signature": {"issuer": ISSUER, "subject": SUBJECT}}));
+        let (v, _) = policy::validate(&own).unwrap();
+        let p = build_cluster_image_policy(&v, &opts).unwrap();
+        let identity = &p.spec.authorities[0].keyless.as_ref().unwrap().identities[0];
+        assert_eq!(identity.subject.as_deref(), Some(SUBJECT));
+
+        // An image no policy can cover: no policy, and a reason to tell the app.
+        let mut local = app(serde_json::json!({}));
+        local.spec.image =
+            "localhost/shop@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into();
+        let (v, _) = policy::validate(&local).unwrap();
+        assert_eq!(build_cluster_image_policy(&v, &opts), None);
+        let why = default_uncoverable(&v, &opts).unwrap();
+        assert!(
+            why.contains("cluster-wide default signature is not enforced"),
+            "{why}"
+        );
+        assert_eq!(default_uncoverable(&v, &RenderOptions::default()), None);
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub struct RenderOptions<'a> {
     /// UID of the live NextApp. When set (the operator), every object gets a controller owner reference
     /// to it; GitOps output leaves it unset.
     pub owner_uid: Option<&'a str>,
+    /// The cluster-wide default of `spec.security.signature` (the operator's `--signature-*` flags from
+    /// `knext install`), for apps without their own; already checked by
+    /// [`crate::policy::signature::check`]. The CLI and build scripts leave it unset.
+    pub default_signature: Option<&'a crate::api::SignatureSpec>,
 }
 
 /// One rendered Kubernetes object.
