@@ -181,6 +181,13 @@ pub fn check(sig: &SignatureSpec) -> Vec<Finding> {
                 "subjectRegExp",
                 format!("{re:?} is not a valid regular expression: {}", regex_error(&e)),
             ),
+            Ok(_) if let Some(what) = go_incompatible(re) => error(
+                "subjectRegExp",
+                format!(
+                    "{re:?} uses {what}, which Rust's regex accepts but Go's regexp (policy-controller's) \
+                     refuses; write it in RE2 syntax"
+                ),
+            ),
             Ok(_) if !(re.starts_with('^') && re.ends_with('$')) => out.push(Finding {
                 field: "subjectRegExp",
                 message: format!(
@@ -222,6 +229,80 @@ fn check_issuer(issuer: &str) -> Result<(), String> {
         return Err(format!("{issuer:?} must not carry credentials"));
     }
     Ok(())
+}
+
+/// What in `re` (which Rust's regex compiles) Go's `regexp` refuses, if anything: the syntax the regex
+/// crate has beyond RE2's.
+fn go_incompatible(re: &str) -> Option<&'static str> {
+    use regex_syntax::ast::{
+        self, AssertionKind, Ast, ClassSetItem, Flag, FlagsItemKind, GroupKind, HexLiteralKind, LiteralKind,
+    };
+    fn flags(f: &ast::Flags) -> Option<&'static str> {
+        f.items
+            .iter()
+            .any(|i| {
+                matches!(
+                    i.kind,
+                    FlagsItemKind::Flag(Flag::IgnoreWhitespace | Flag::Unicode | Flag::CRLF)
+                )
+            })
+            .then_some("the flags x, u or R (Go knows i, m, s and U)")
+    }
+    fn literal(l: &ast::Literal) -> Option<&'static str> {
+        let unicode = |k: &HexLiteralKind| !matches!(k, HexLiteralKind::X);
+        match &l.kind {
+            LiteralKind::HexFixed(k) | LiteralKind::HexBrace(k) if unicode(k) => {
+                Some("a \\u or \\U escape (Go knows \\x{...})")
+            }
+            _ => None,
+        }
+    }
+    struct Finder(Option<&'static str>);
+    impl ast::Visitor for Finder {
+        type Output = Option<&'static str>;
+        type Err = ();
+        fn finish(self) -> Result<Self::Output, ()> {
+            Ok(self.0)
+        }
+        fn visit_pre(&mut self, ast: &Ast) -> Result<(), ()> {
+            let found = match ast {
+                Ast::Assertion(a) => (!matches!(
+                    a.kind,
+                    AssertionKind::StartLine
+                        | AssertionKind::EndLine
+                        | AssertionKind::StartText
+                        | AssertionKind::EndText
+                        | AssertionKind::WordBoundary
+                        | AssertionKind::NotWordBoundary
+                ))
+                .then_some("a word-boundary assertion other than \\b and \\B (\\<, \\>, \\b{start}, ...)"),
+                Ast::Flags(f) => flags(&f.flags),
+                Ast::Group(g) => match &g.kind {
+                    GroupKind::NonCapturing(f) => flags(f),
+                    _ => None,
+                },
+                Ast::Literal(l) => literal(l),
+                _ => None,
+            };
+            self.0 = self.0.or(found);
+            Ok(())
+        }
+        fn visit_class_set_item_pre(&mut self, item: &ClassSetItem) -> Result<(), ()> {
+            let found = match item {
+                ClassSetItem::Bracketed(_) => Some("a nested character class"),
+                ClassSetItem::Literal(l) => literal(l),
+                _ => None,
+            };
+            self.0 = self.0.or(found);
+            Ok(())
+        }
+        fn visit_class_set_binary_op_in(&mut self, _: &ast::ClassSetBinaryOp) -> Result<(), ()> {
+            self.0 = self.0.or(Some("a character class operation (&&, -- or ~~)"));
+            Ok(())
+        }
+    }
+    let ast = ast::parse::Parser::new().parse(re).ok()?;
+    ast::visit(&ast, Finder(None)).ok().flatten()
 }
 
 /// The regex crate's multi-line error (pattern, caret, `error: …`) as its `error:` line.
@@ -407,6 +488,32 @@ mod tests {
                 f[0].message
             );
             assert!(!f[0].message.contains('\n'));
+        }
+        for rust_only in [
+            "^(?x) a b $",
+            "^(?u:a)$",
+            "^\\<acme\\>$",
+            "^\\b{start}acme$",
+            "^[a-z&&[^x]]+$",
+            "^[[a-z]]+$",
+            "^\\u0041$",
+            "^[\\U00000041]$",
+        ] {
+            let f = check(&sig(GITHUB, None, Some(rust_only)));
+            assert_eq!(fields(&f), vec![("subjectRegExp", false)], "{rust_only}");
+            assert!(
+                f[0].message.contains("Go's regexp"),
+                "{rust_only}: {}",
+                f[0].message
+            );
+        }
+        // RE2 syntax Go accepts passes: flags i, m, s, U; \x escapes; POSIX classes; named groups.
+        for go_ok in [
+            "^(?i)https://github\\.com/Acme/.+$",
+            "^(?ms:a.b)$",
+            "^\\x41\\x{42}[[:alpha:]]\\pL\\b(?P<n>x)(?<m>y)\\z$",
+        ] {
+            assert_eq!(check(&sig(GITHUB, None, Some(go_ok))), vec![], "{go_ok}");
         }
         for unanchored in ["https://github.com/acme/", "^https://github.com/acme/", "acme$"] {
             let f = check(&sig(GITHUB, None, Some(unanchored)));
