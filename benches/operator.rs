@@ -83,10 +83,19 @@ fn plan(apps: &[NextApp], now: Timestamp) -> usize {
     for app in apps {
         let (valid, _) = knext::policy::validate(app).unwrap();
         let uid = app.metadata.uid.as_deref();
-        let manifests = render::app(&valid, &RenderOptions { owner_uid: uid });
-        let rendered: Vec<Child> = manifests.iter().map(Child::of).collect();
+        let manifests = render::app(
+            &valid,
+            &RenderOptions {
+                owner_uid: uid,
+                ..RenderOptions::default()
+            },
+        );
+        let rendered: Vec<Child> = manifests.iter().filter_map(Child::of).collect();
         let plan = ownership::plan(valid.name(), valid.namespace(), &rendered, &Holders::absent());
-        for m in manifests.iter().filter(|m| plan.applies(Child::of(m))) {
+        for m in manifests
+            .iter()
+            .filter(|m| Child::of(m).is_some_and(|c| plan.applies(c)))
+        {
             bytes += serde_json::to_vec(&m.to_json().unwrap()).unwrap().len();
         }
         let verdict = status::applied(app, &status::Observed::default(), now);

@@ -399,6 +399,7 @@ fn stages(text: &str, runs: usize) {
                 knext::render::Manifest::KnativeService(s) => serde_yaml::to_string(s),
                 knext::render::Manifest::ServiceAccount(s) => serde_yaml::to_string(s),
                 knext::render::Manifest::NetworkPolicy(p) => serde_yaml::to_string(p),
+                knext::render::Manifest::ClusterImagePolicy(p) => serde_yaml::to_string(p),
             };
             out.push_str(&text.expect("serde_yaml"));
         }

@@ -159,6 +159,7 @@ impl Bundle {
                 image,
                 namespace,
                 aggregated_roles: true,
+                default_signature: None,
             };
             let text =
                 crate::render::bundle::install_text(&opts, REGENERATE_BUILD).map_err(Error::Install)?;

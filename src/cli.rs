@@ -102,7 +102,72 @@ enum Command {
         /// admin, edit and view roles.
         #[arg(long)]
         no_aggregated_roles: bool,
+        #[command(flatten)]
+        signature: SignatureArgs,
     },
+}
+
+/// The cluster-wide default of `spec.security.signature`: flags of `knext install`, which passes them
+/// on to `knext operator` in the bundle's Deployment. The operator applies it to every NextApp without
+/// a signature of its own.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SignatureArgs {
+    /// Cluster-wide default signature for NextApps without `spec.security.signature`: the OIDC issuer
+    /// of the signing certificate (an https URL). Needs --signature-subject or
+    /// --signature-subject-regexp.
+    #[arg(long = crate::api::operator::FLAG_SIGNATURE_ISSUER, value_name = "URL")]
+    pub issuer: Option<String>,
+    /// The exact certificate subject of the default signature.
+    #[arg(long = crate::api::operator::FLAG_SIGNATURE_SUBJECT, value_name = "SUBJECT")]
+    pub subject: Option<String>,
+    /// A regular expression (RE2) the certificate subject of the default signature must match; anchor
+    /// it with ^...$.
+    #[arg(long = crate::api::operator::FLAG_SIGNATURE_SUBJECT_REGEXP, value_name = "REGEXP")]
+    pub subject_regexp: Option<String>,
+    /// The default signature also requires a signed SPDX SBOM attestation.
+    #[arg(long = crate::api::operator::FLAG_SIGNATURE_REQUIRE_SBOM)]
+    pub require_sbom_attestation: bool,
+}
+
+impl SignatureArgs {
+    /// The default signature, `None` without flags; an error names the flags and what is wrong
+    /// ([`crate::policy::signature::check`], the validator's own rules). Warnings (an unanchored
+    /// regexp) are returned with it.
+    pub fn spec(&self) -> Result<Option<(crate::api::SignatureSpec, Vec<String>)>, String> {
+        use crate::api::operator::{
+            FLAG_SIGNATURE_ISSUER, FLAG_SIGNATURE_REQUIRE_SBOM, FLAG_SIGNATURE_SUBJECT,
+            FLAG_SIGNATURE_SUBJECT_REGEXP,
+        };
+        let Some(issuer) = &self.issuer else {
+            if self.subject.is_some() || self.subject_regexp.is_some() || self.require_sbom_attestation {
+                return Err(format!(
+                    "--{FLAG_SIGNATURE_SUBJECT}, --{FLAG_SIGNATURE_SUBJECT_REGEXP} and \
+                     --{FLAG_SIGNATURE_REQUIRE_SBOM} need --{FLAG_SIGNATURE_ISSUER}"
+                ));
+            }
+            return Ok(None);
+        };
+        let spec = crate::api::SignatureSpec {
+            issuer: issuer.clone(),
+            subject: self.subject.clone(),
+            subject_reg_exp: self.subject_regexp.clone(),
+            require_sbom_attestation: self.require_sbom_attestation,
+        };
+        let flag = |field: &str| match field {
+            "issuer" => FLAG_SIGNATURE_ISSUER,
+            "subject" => FLAG_SIGNATURE_SUBJECT,
+            "subjectRegExp" => FLAG_SIGNATURE_SUBJECT_REGEXP,
+            _ => "signature-*",
+        };
+        let (warnings, errors): (Vec<_>, Vec<_>) = crate::policy::signature::check(&spec)
+            .into_iter()
+            .map(|f| (f.warning, format!("--{}: {}", flag(f.field), f.message)))
+            .partition(|(warning, _)| *warning);
+        if !errors.is_empty() {
+            return Err(errors.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; "));
+        }
+        Ok(Some((spec, warnings.into_iter().map(|(_, m)| m).collect())))
+    }
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -133,11 +198,24 @@ pub fn run() -> ExitCode {
             image,
             namespace,
             no_aggregated_roles,
-        } => install(
-            image.as_deref().unwrap_or(crate::install::DEFAULT_OPERATOR_IMAGE),
-            &namespace,
-            !no_aggregated_roles,
-        ),
+            signature,
+        } => match signature.spec() {
+            Err(e) => {
+                eprintln!("knext install: {e}");
+                ExitCode::from(2)
+            }
+            Ok(default_signature) => {
+                for warning in default_signature.iter().flat_map(|(_, w)| w) {
+                    eprintln!("knext install: warning: {warning}");
+                }
+                install(
+                    image.as_deref().unwrap_or(crate::install::DEFAULT_OPERATOR_IMAGE),
+                    &namespace,
+                    !no_aggregated_roles,
+                    default_signature.as_ref().map(|(s, _)| s),
+                )
+            }
+        },
         Command::Scaffold(args) => scaffold(&args),
         Command::Schema => match serde_json::to_string_pretty(&crate::api::schema::nextapp_json_schema()) {
             Ok(s) => print_stdout(&(s + "\n")),
@@ -204,13 +282,19 @@ fn scaffold(args: &crate::scaffold::Args) -> ExitCode {
     }
 }
 
-fn install(image: &str, namespace: &str, aggregated_roles: bool) -> ExitCode {
+fn install(
+    image: &str,
+    namespace: &str,
+    aggregated_roles: bool,
+    default_signature: Option<&crate::api::SignatureSpec>,
+) -> ExitCode {
     use crate::pipeline::InstallFailure;
     use crate::render::bundle::InstallOptions;
     let opts = InstallOptions {
         image,
         namespace,
         aggregated_roles,
+        default_signature,
     };
     match pipeline::install_yaml(&opts, "<install bundle>", "knext install") {
         Ok(text) => print_stdout(&text),
@@ -342,4 +426,60 @@ fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
         sources.extend(pipeline::read_path(path).map_err(|e| format!("knext: {e}"))?);
     }
     Ok(sources)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "operator")]
+    #[test]
+    fn the_operator_reads_back_the_default_signature_flags_the_bundle_writes() {
+        for sig in [
+            crate::api::SignatureSpec {
+                issuer: "https://token.actions.githubusercontent.com".into(),
+                subject: Some(
+                    "https://github.com/acme/shop/.github/workflows/knext-image.yml@refs/heads/main".into(),
+                ),
+                subject_reg_exp: None,
+                require_sbom_attestation: true,
+            },
+            crate::api::SignatureSpec {
+                issuer: "https://accounts.google.com".into(),
+                subject: None,
+                subject_reg_exp: Some("^ci@acme\\.iam\\.gserviceaccount\\.com$".into()),
+                require_sbom_attestation: false,
+            },
+        ] {
+            let args = crate::render::bundle::signature_args(&sig);
+            let cli =
+                Cli::try_parse_from(["knext", "operator"].into_iter().map(String::from).chain(args)).unwrap();
+            let Command::Operator(op) = cli.command else {
+                panic!("not the operator command");
+            };
+            let (back, warnings) = op.signature.spec().unwrap().unwrap();
+            assert_eq!(back, sig);
+            assert!(warnings.is_empty(), "{warnings:?}");
+        }
+        let none = Cli::try_parse_from(["knext", "operator"]).unwrap();
+        let Command::Operator(op) = none.command else {
+            panic!("not the operator command");
+        };
+        assert_eq!(op.signature.spec(), Ok(None));
+    }
+
+    #[test]
+    fn an_unanchored_default_regexp_is_a_warning_naming_its_flag() {
+        let args = SignatureArgs {
+            issuer: Some("https://i.example".into()),
+            subject_regexp: Some("acme".into()),
+            ..SignatureArgs::default()
+        };
+        let (_, warnings) = args.spec().unwrap().unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].starts_with("--signature-subject-regexp: \"acme\" is not anchored"),
+            "{warnings:?}"
+        );
+    }
 }

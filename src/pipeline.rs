@@ -501,6 +501,7 @@ mod tests {
             &[src],
             &RenderOptions {
                 owner_uid: Some("3d6e1a52-6a8c-4e34-9a1a-0c2b8f1b2c3d"),
+                ..RenderOptions::default()
             },
         );
         for (_, yaml) in plain.apps[0].documents() {

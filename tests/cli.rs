@@ -281,6 +281,72 @@ fn install_prints_the_committed_bundle_and_takes_another_image_and_namespace() {
 }
 
 #[test]
+fn install_passes_a_default_signature_to_the_operator_and_refuses_a_bad_one() {
+    let subject = "^https://github\\.com/acme/[^/]+/\\.github/workflows/knext-image\\.yml@refs/heads/main$";
+    let out = knext(
+        &[
+            "install",
+            "--signature-issuer",
+            "https://token.actions.githubusercontent.com",
+            "--signature-subject-regexp",
+            subject,
+            "--signature-require-sbom-attestation",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("        - --signature-issuer=https://token.actions.githubusercontent.com\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("--signature-subject-regexp="), "{stdout}");
+    assert!(
+        stdout.contains("        - --signature-require-sbom-attestation\n"),
+        "{stdout}"
+    );
+    for (args, says) in [
+        (
+            &["install", "--signature-subject", "s"][..],
+            "need --signature-issuer",
+        ),
+        (
+            &[
+                "install",
+                "--signature-issuer",
+                "http://i.example",
+                "--signature-subject",
+                "s",
+            ][..],
+            "--signature-issuer: \"http://i.example\" must be an https URL",
+        ),
+        (
+            &[
+                "install",
+                "--signature-issuer",
+                "https://i.example",
+                "--signature-subject-regexp",
+                "^(a$",
+            ][..],
+            "--signature-subject-regexp: \"^(a$\" is not a valid regular expression",
+        ),
+        (
+            &["install", "--signature-issuer", "https://i.example"][..],
+            "set subject (the exact signing identity",
+        ),
+    ] {
+        let out = knext(args, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn install_refuses_unpinned_operator_images_and_prints_nothing() {
     for image in [
         "ghcr.io/x/knext:latest",

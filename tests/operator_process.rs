@@ -181,7 +181,13 @@ fn reconcile_all(api: &FakeApiServer, statuses: usize) -> String {
     );
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
     let deadline = Instant::now() + Duration::from_secs(15);
-    while api.status_writes() < statuses && Instant::now() < deadline {
+    // Also until the ClusterImagePolicy sweep that follows the first complete NextApp list has run.
+    let swept = || {
+        api.seen()
+            .iter()
+            .any(|s| s.target.contains("/clusterimagepolicies"))
+    };
+    while (api.status_writes() < statuses || !swept()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     kill(pid, Signal::SIGTERM).unwrap();
@@ -343,6 +349,8 @@ fn the_install_bundles_rbac_grants_every_request_the_operator_makes() {
         "get serving.knative.dev/services",
         "patch apps.kn-next.dev/nextapps/status",
         "create events.k8s.io/events",
+        // The ClusterImagePolicy sweep at start (policy-controller is not installed: 404).
+        "list policy.sigstore.dev/clusterimagepolicies",
     ] {
         assert!(checked.contains(needed), "{needed}: {checked:#?}");
     }

@@ -1,10 +1,12 @@
 //! Properties of every rendered object of every fixture and example: it re-parses into its typed form
 //! unchanged, a Knative Service satisfies the upstream Knative Serving CRD schema strictly (no unknown
-//! field, right types, required fields, no field a default Knative install rejects), and rendering is
+//! field, right types, required fields, no field a default Knative install rejects), a ClusterImagePolicy
+//! satisfies the upstream Sigstore policy-controller CRD schema as strictly, and rendering is
 //! deterministic.
 //!
-//! The Knative Serving CRD and feature flags are vendored in `tests/data/knative-serving/` (provenance and
-//! license there), so a fresh clone tests with nothing beside it.
+//! The Knative Serving CRD and feature flags are vendored in `tests/data/knative-serving/`, the
+//! policy-controller CRD in `tests/data/sigstore-policy-controller/` (provenance and license there), so a
+//! fresh clone tests with nothing beside it.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // test code: failing loudly is the point
 
@@ -13,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use knext::api::{KnativeService, parse_nextapp};
+use knext::api::{ClusterImagePolicy, KnativeService, parse_nextapp};
 use knext::pipeline::{self, Source};
 use knext::policy;
 use knext::render::{self, Manifest, RenderOptions};
@@ -59,6 +61,7 @@ fn rendered() -> Vec<Manifest> {
                 &v,
                 &RenderOptions {
                     owner_uid: Some("0f3c5e1a-uid"),
+                    ..RenderOptions::default()
                 },
             ));
             out.extend(render::app(&v, &RenderOptions::default()));
@@ -84,6 +87,9 @@ fn every_rendered_object_reparses_into_its_typed_form_unchanged() {
             Manifest::NetworkPolicy(_) => {
                 Manifest::NetworkPolicy(serde_yaml::from_str::<NetworkPolicy>(&text).unwrap())
             }
+            Manifest::ClusterImagePolicy(_) => Manifest::ClusterImagePolicy(Box::new(
+                serde_yaml::from_str::<ClusterImagePolicy>(&text).unwrap(),
+            )),
         };
         assert_eq!(&back, m, "round trip changed {} {}:\n{text}", m.kind(), m.name());
         // And the generic value is the same as serde_json's view of the object.
@@ -92,6 +98,7 @@ fn every_rendered_object_reparses_into_its_typed_form_unchanged() {
             Manifest::KnativeService(s) => serde_json::to_value(s).unwrap(),
             Manifest::ServiceAccount(s) => serde_json::to_value(s).unwrap(),
             Manifest::NetworkPolicy(p) => serde_json::to_value(p).unwrap(),
+            Manifest::ClusterImagePolicy(p) => serde_json::to_value(p).unwrap(),
         };
         assert_eq!(via_yaml, direct);
     }
@@ -222,6 +229,66 @@ fn every_rendered_knative_service_passes_the_knative_serving_crd_schema_strictly
     doc["spec"]["template"]["spec"]["bogus"] = Value::Bool(true);
     let mut errs = Vec::new();
     check(&doc, schema, "", &flags, &mut errs);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+}
+
+#[test]
+fn every_rendered_cluster_image_policy_passes_the_policy_controller_crd_schema_strictly() {
+    let dir = manifest_dir().join("tests/data/sigstore-policy-controller");
+    let crd: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.join("clusterimagepolicy.yaml")).unwrap()).unwrap();
+    assert_eq!(crd["spec"]["group"], "policy.sigstore.dev");
+    assert_eq!(crd["spec"]["scope"], "Cluster");
+    let version = crd["spec"]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "v1beta1" && v["served"] == true)
+        .unwrap();
+    // As the API server does for every CRD, the root also allows apiVersion, kind and metadata (this
+    // CRD's schema lists only spec and status).
+    let mut schema = version["schema"]["openAPIV3Schema"].clone();
+    let props = schema["properties"].as_object_mut().unwrap();
+    for (key, ty) in [
+        ("apiVersion", "string"),
+        ("kind", "string"),
+        ("metadata", "object"),
+    ] {
+        assert!(!props.contains_key(key));
+        props.insert(key.to_owned(), serde_json::json!({"type": ty}));
+    }
+    let schema = &schema;
+    let no_flags = BTreeSet::new();
+
+    let mut checked = 0;
+    for m in rendered() {
+        let Manifest::ClusterImagePolicy(p) = &m else {
+            continue;
+        };
+        assert_eq!(p.api_version, "policy.sigstore.dev/v1beta1");
+        assert_eq!(p.metadata.namespace, None, "cluster-scoped");
+        let doc = serde_json::to_value(p.as_ref()).unwrap();
+        let mut errs = Vec::new();
+        check(&doc, schema, "", &no_flags, &mut errs);
+        assert!(errs.is_empty(), "{}: {errs:#?}", m.name());
+        checked += 1;
+    }
+    // signed.yaml's two apps, rendered with and without an owner.
+    assert!(checked >= 4, "{checked}");
+
+    // The check itself can fail: an unknown field and a wrong type are caught.
+    let p = rendered()
+        .into_iter()
+        .find_map(|m| match m {
+            Manifest::ClusterImagePolicy(p) => Some(p),
+            _ => None,
+        })
+        .unwrap();
+    let mut doc = serde_json::to_value(p.as_ref()).unwrap();
+    doc["spec"]["authorities"][0]["keyless"]["identities"][0]["subjectRegex"] = Value::from("x");
+    doc["spec"]["images"][0]["glob"] = Value::Bool(true);
+    let mut errs = Vec::new();
+    check(&doc, schema, "", &no_flags, &mut errs);
     assert_eq!(errs.len(), 2, "{errs:#?}");
 }
 

@@ -7,9 +7,11 @@ pub mod crd;
 pub mod knative;
 pub mod nextapp;
 pub mod schema;
+pub mod sigstore;
 
 pub use knative::KnativeService;
 pub use nextapp::*;
+pub use sigstore::ClusterImagePolicy;
 
 /// API group of knext's resources.
 pub const GROUP: &str = "apps.kn-next.dev";
@@ -34,6 +36,9 @@ pub mod labels {
     pub const COMPONENT: &str = "app.kubernetes.io/component";
     /// knext's own label naming the owning NextApp (used to find and prune children).
     pub const APP: &str = "apps.kn-next.dev/app";
+    /// knext's own label naming the owning NextApp's namespace, on cluster-scoped objects (the
+    /// ClusterImagePolicy), which have no namespace of their own; with [`APP`] it finds the NextApp.
+    pub const APP_NAMESPACE: &str = "apps.kn-next.dev/namespace";
     /// Build id stamped on the revision template (skew protection).
     pub const BUILD_ID: &str = "apps.kn-next.dev/build-id";
     /// Label Knative puts on the pods of a Service.
@@ -44,6 +49,15 @@ pub mod labels {
     pub const ENVIRONMENT: &str = "environment";
     /// Preview pull-request id label.
     pub const PR_ID: &str = "pr-id";
+}
+
+/// Annotation keys knext sets.
+pub mod annotations {
+    /// On a cluster-scoped object the operator applied for a NextApp (its ClusterImagePolicy): the
+    /// NextApp's UID. It stands in for an owner reference, which a namespaced NextApp cannot be for a
+    /// cluster-scoped object: the operator deletes only policies carrying it, and only when no NextApp
+    /// with that UID wants them any more. `knext render` output does not carry it.
+    pub const OWNER_UID: &str = "apps.kn-next.dev/owner-uid";
 }
 
 /// Labels of the Go operator knext replaces (`kn-next-operator`). The operator recognises them when it
@@ -141,6 +155,16 @@ pub mod operator {
     pub const REPLICAS: i32 = 2;
     /// Seconds the pod gets between SIGTERM and SIGKILL: finish in-flight reconciles, release the lease.
     pub const TERMINATION_GRACE_SECONDS: i64 = 30;
+    /// `knext install` and `knext operator` flags of the cluster-wide default of
+    /// `spec.security.signature`, for apps without their own (the bundle passes them from one to the
+    /// other).
+    pub const FLAG_SIGNATURE_ISSUER: &str = "signature-issuer";
+    /// See [`FLAG_SIGNATURE_ISSUER`].
+    pub const FLAG_SIGNATURE_SUBJECT: &str = "signature-subject";
+    /// See [`FLAG_SIGNATURE_ISSUER`].
+    pub const FLAG_SIGNATURE_SUBJECT_REGEXP: &str = "signature-subject-regexp";
+    /// See [`FLAG_SIGNATURE_ISSUER`].
+    pub const FLAG_SIGNATURE_REQUIRE_SBOM: &str = "signature-require-sbom-attestation";
     /// Name of the leader-election Lease in the operator's namespace.
     pub const LEASE: &str = "knext-operator-leader";
     /// Env var carrying the pod name (the leader-election identity).
@@ -184,6 +208,12 @@ pub mod reasons {
     pub const ENV_VAR_IGNORED: &str = "EnvVarIgnored";
     /// Warning: a setting that has no effect as written.
     pub const SETTING_IGNORED: &str = "SettingIgnored";
+    /// Warning: `signature.subjectRegExp` without `^` and `$`; policy-controller matches it anywhere in
+    /// the subject, so a longer subject (another repository or branch) can match too.
+    pub const UNANCHORED_REGEXP: &str = "UnanchoredRegExp";
+    /// The API server has no `clusterimagepolicies.policy.sigstore.dev`: policy-controller is not
+    /// installed, so the app's `signature` is not enforced (a Warning event; the app still rolls out).
+    pub const SIGNATURE_NOT_ENFORCED: &str = "SignatureNotEnforced";
 }
 
 /// Defaults applied by the renderers when a field is unset (one place, so the validator checks the

@@ -515,6 +515,38 @@ pub struct SecuritySpec {
     /// Numeric group id the container runs as (must be non-zero). Default 1000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as_group: Option<i64>,
+    /// Require a keyless Sigstore signature on the app's image repository at deploy time: knext renders
+    /// a Sigstore policy-controller `ClusterImagePolicy` for the repository of `spec.image`. It is
+    /// enforced only where policy-controller is installed, in namespaces labelled
+    /// `policy.sigstore.dev/include=true`; elsewhere the object is inert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignatureSpec>,
+}
+
+/// The keyless signing identity an app's image must carry (Fulcio certificate issuer and subject), and
+/// whether a signed SPDX SBOM attestation is also required.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.subject) != has(self.subjectRegExp)")
+    .message("set exactly one of subject and subjectRegExp"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignatureSpec {
+    /// OIDC issuer of the signing certificate, an https URL compared exactly, for example
+    /// `https://token.actions.githubusercontent.com` for GitHub Actions.
+    pub issuer: String,
+    /// Exact subject of the signing certificate: for a GitHub Actions workflow,
+    /// `https://github.com/<owner>/<repo>/.github/workflows/<file>@refs/heads/<branch>`. Exactly one
+    /// of `subject` and `subjectRegExp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Regular expression (Go RE2 syntax) the subject must match. Unanchored, as policy-controller
+    /// applies it: write `^...$` to match the whole subject. Exactly one of `subject` and
+    /// `subjectRegExp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_reg_exp: Option<String>,
+    /// Also require a signed SPDX SBOM attestation (`cosign attest --type spdxjson`) by the same
+    /// identity, holding an SPDX 2.x document with at least one package. Default false.
+    #[serde(default)]
+    pub require_sbom_attestation: bool,
 }
 
 /// Traffic pinning and canary.

@@ -9,6 +9,7 @@
 //! leader that cannot renew its Lease exits 1 at once, so it never reconciles beside a new leader.
 //! Logs are JSON lines on stderr (`RUST_LOG` filters, default `info`).
 
+pub mod image_policy;
 pub mod leader;
 pub mod metrics;
 pub mod ownership;
@@ -64,6 +65,12 @@ pub struct Args {
     /// Where to serve `/healthz` and `/readyz`.
     #[arg(long, default_value = "0.0.0.0:8081", value_name = "ADDR")]
     pub health_addr: SocketAddr,
+    /// The cluster-wide default signature (`knext install --signature-*`).
+    #[command(flatten)]
+    pub signature: crate::cli::SignatureArgs,
+    /// `signature` checked at startup (not a flag).
+    #[arg(skip)]
+    pub default_signature: Option<crate::api::SignatureSpec>,
 }
 
 /// Runs the operator until it is told to stop; returns the exit code.
@@ -79,7 +86,19 @@ pub fn main(args: Args) -> ExitCode {
     runtime.block_on(run(args))
 }
 
-async fn run(args: Args) -> ExitCode {
+async fn run(mut args: Args) -> ExitCode {
+    args.default_signature = match args.signature.spec() {
+        Ok(spec) => spec.map(|(spec, warnings)| {
+            for warning in warnings {
+                tracing::warn!("default signature: {warning}");
+            }
+            spec
+        }),
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     let config = match kube::Config::infer().await {
         Ok(c) => c,
         Err(e) => {
@@ -315,11 +334,9 @@ async fn controller(
     lost: watch::Receiver<bool>,
 ) -> ExitCode {
     let ns = args.namespace.as_deref();
-    let ctx = Arc::new(reconcile::Context::new(
-        client.clone(),
-        metrics,
-        Some(identity.to_owned()),
-    ));
+    let mut ctx = reconcile::Context::new(client.clone(), metrics, Some(identity.to_owned()));
+    ctx.default_signature = args.default_signature.clone();
+    let ctx = Arc::new(ctx);
     let stop = {
         let (mut t, mut l) = (terminated.clone(), lost.clone());
         async move {
@@ -334,7 +351,16 @@ async fn controller(
         stop.await;
         let _ = stop_tx.send(());
     });
-    let run = build_controller(client, ns)
+    let controller = build_controller(client, ns);
+    let sweeping = tokio::spawn(sweeper(
+        client.clone(),
+        args.namespace.clone(),
+        args.default_signature.is_some(),
+        controller.store(),
+        terminated.clone(),
+        lost.clone(),
+    ));
+    let run = controller
         .graceful_shutdown_on(async move {
             let _ = stop_rx.await;
         })
@@ -348,9 +374,13 @@ async fn controller(
     let mut run = std::pin::pin!(run);
     let mut t = terminated.clone();
     tokio::select! {
-        () = &mut run => return code_after(&lost),
+        () = &mut run => {
+            sweeping.abort();
+            return code_after(&lost);
+        }
         _ = t.wait_for(|v| *v) => {}
     }
+    sweeping.abort();
     // Terminating: the controller stops taking work and finishes what is in flight, within the cap.
     match tokio::time::timeout(SHUTDOWN_CAP, run).await {
         Ok(()) => code_after(&lost),
@@ -360,6 +390,44 @@ async fn controller(
                 SHUTDOWN_CAP.as_secs()
             );
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Sweeps the ClusterImagePolicies of NextApps that are gone ([`image_policy::sweep`]) once the
+/// controller's cache of NextApps is complete, then every [`image_policy::SWEEP_INTERVAL`], until a
+/// shutdown or the loss of leadership. A failed sweep is logged and tried again at the next interval.
+async fn sweeper(
+    client: Client,
+    namespace: Option<String>,
+    default_signature: bool,
+    apps: kube::runtime::reflector::Store<NextApp>,
+    mut terminated: watch::Receiver<bool>,
+    mut lost: watch::Receiver<bool>,
+) {
+    // NB: an incomplete cache would make every policy look orphaned.
+    if apps.wait_until_ready().await.is_err() {
+        return;
+    }
+    loop {
+        let lookup = |ns: &str, name: &str| {
+            apps.get(&ObjectRef::new(name).within(ns))
+                .map(|app| image_policy::AppState {
+                    uid: app.metadata.uid.clone().unwrap_or_default(),
+                    // The cluster-wide default, or the app's own.
+                    wants_signature: default_signature
+                        || app.spec.security.as_ref().is_some_and(|s| s.signature.is_some()),
+                })
+        };
+        match image_policy::sweep(&client, namespace.as_deref(), lookup).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "swept orphaned ClusterImagePolicies"),
+            Err(e) => tracing::warn!(error = %e, "sweeping ClusterImagePolicies failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(image_policy::SWEEP_INTERVAL) => {}
+            _ = terminated.wait_for(|v| *v) => return,
+            _ = lost.wait_for(|v| *v) => return,
         }
     }
 }

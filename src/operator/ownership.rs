@@ -47,12 +47,14 @@ impl Child {
     /// Every child, in render (and inspection) order.
     pub const ALL: [Child; 3] = [Child::KnativeService, Child::ServiceAccount, Child::NetworkPolicy];
 
-    /// The child a rendered object is.
-    pub fn of(manifest: &Manifest) -> Self {
+    /// The namespaced child a rendered object is; `None` for the cluster-scoped ClusterImagePolicy,
+    /// which no owner reference can tie to the NextApp ([`super::image_policy`] handles it).
+    pub fn of(manifest: &Manifest) -> Option<Self> {
         match manifest {
-            Manifest::KnativeService(_) => Self::KnativeService,
-            Manifest::ServiceAccount(_) => Self::ServiceAccount,
-            Manifest::NetworkPolicy(_) => Self::NetworkPolicy,
+            Manifest::KnativeService(_) => Some(Self::KnativeService),
+            Manifest::ServiceAccount(_) => Some(Self::ServiceAccount),
+            Manifest::NetworkPolicy(_) => Some(Self::NetworkPolicy),
+            Manifest::ClusterImagePolicy(_) => None,
         }
     }
 

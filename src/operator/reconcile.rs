@@ -11,6 +11,9 @@
 //!   metadata-only GET each, and decide with [`super::ownership`] what may be applied or deleted: never
 //!   an object another owner controls, nor one without a controller that is not labelled for this app.
 //! - **apply** every object allowed by server-side apply, field manager `knext-operator`, `force`.
+//!   The cluster-scoped ClusterImagePolicy of `security.signature` follows, through
+//!   [`super::image_policy`] (no owner reference can tie it to the NextApp: labels and an owner-UID
+//!   annotation do, and a sweep deletes the policies of NextApps that are gone).
 //! - **prune**: when the NetworkPolicy is not rendered (`security.networkPolicy: false`), delete
 //!   `<app>-allow-ingress` by name if this NextApp controls it, whatever its labels, on condition that
 //!   it is still the object inspected (UID precondition); otherwise leave it and say so.
@@ -18,7 +21,8 @@
 //!   subresource only when it differs from the live one. A conflict, or a policy left in place, is
 //!   also a Warning event, published when the status does not name it yet (so once, not every pass).
 //!
-//! Requeue after 30 s while the Knative Service is not Ready, 60 s while an ownership conflict lasts;
+//! Requeue after 30 s while the Knative Service is not Ready, 60 s while an ownership conflict lasts,
+//! 5 min while a signature cannot be enforced because policy-controller is not installed;
 //! API errors back off exponentially per object (5 s doubling to 5 min) without holding up other
 //! NextApps.
 
@@ -36,10 +40,11 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
+use super::image_policy::{self, Outcome};
 use super::metrics::Metrics;
 use super::ownership::{self, Child, Holders, Prune};
 use super::status::{self, KnativeStatus, Observed};
-use crate::api::{self, NextApp, NextAppStatus, reasons};
+use crate::api::{self, NextApp, NextAppStatus, reasons, sigstore};
 use crate::policy::{self, Report, Severity};
 use crate::render::{self, Manifest, RenderOptions};
 
@@ -89,6 +94,8 @@ pub struct Context {
     pub now: fn() -> Timestamp,
     /// How long publishing one event may hold up a pass ([`EVENT_TIMEOUT`]; tests shorten it).
     pub event_timeout: Duration,
+    /// The cluster-wide default of `spec.security.signature` (`--signature-*`), for apps without one.
+    pub default_signature: Option<crate::api::SignatureSpec>,
     /// Consecutive API errors per object, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -106,6 +113,7 @@ impl Context {
             metrics,
             now: Timestamp::now,
             event_timeout: EVENT_TIMEOUT,
+            default_signature: None,
             failures: Mutex::default(),
         }
     }
@@ -252,11 +260,20 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
     };
 
     // 2. render
-    let manifests = render::app(&valid, &RenderOptions { owner_uid: Some(uid) });
+    let opts = RenderOptions {
+        owner_uid: Some(uid),
+        default_signature: ctx.default_signature.as_ref(),
+    };
+    let manifests = render::app(&valid, &opts);
+    if let Some(message) = render::image_policy::default_uncoverable(&valid, &opts)
+        && !generation_observed(app)
+    {
+        warn_event(ctx, app, reasons::SIGNATURE_NOT_ENFORCED, "Apply", &message).await;
+    }
 
     // 3. inspect
     let holders = inspect(ctx, namespace, name, uid).await?;
-    let rendered: Vec<Child> = manifests.iter().map(Child::of).collect();
+    let rendered: Vec<Child> = manifests.iter().filter_map(Child::of).collect();
     let plan = ownership::plan(name, namespace, &rendered, &holders);
 
     // 4. apply
@@ -266,7 +283,10 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
         knative_withheld: plan.knative_withheld.clone(),
         ..Observed::default()
     };
-    for m in manifests.iter().filter(|m| plan.applies(Child::of(m))) {
+    for m in manifests
+        .iter()
+        .filter(|m| Child::of(m).is_some_and(|c| plan.applies(c)))
+    {
         let body = m.to_json().map_err(|source| Error::Serialize {
             kind: m.kind(),
             name: m.name().to_owned(),
@@ -300,6 +320,46 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
                     .await
                     .map_err(apply_err)?;
             }
+            Manifest::ClusterImagePolicy(_) => {}
+        }
+    }
+
+    // 4b. the cluster-scoped ClusterImagePolicy (no owner reference can hold it)
+    let wanted = manifests.iter().find_map(|m| match m {
+        Manifest::ClusterImagePolicy(p) => Some(p.as_ref()),
+        _ => None,
+    });
+    let mut signature_retry = None;
+    let mut image_policy_conflict = None;
+    match image_policy::reconcile(
+        &ctx.client,
+        namespace,
+        name,
+        uid,
+        wanted,
+        !generation_observed(app),
+    )
+    .await?
+    {
+        Outcome::Nothing | Outcome::Applied | Outcome::Deleted => {}
+        Outcome::NotInstalled => {
+            signature_retry = Some(image_policy::RETRY);
+            if !generation_observed(app) {
+                let message = format!(
+                    "spec.security.signature is not enforced: the cluster has no {}.{} resource, so \
+                     Sigstore policy-controller is not installed; knext applies the ClusterImagePolicy \
+                     once it is (it looks again every {} s)",
+                    sigstore::PLURAL,
+                    sigstore::GROUP,
+                    image_policy::RETRY.as_secs()
+                );
+                tracing::warn!(nextapp = %key(app), %message);
+                warn_event(ctx, app, reasons::SIGNATURE_NOT_ENFORCED, "Apply", &message).await;
+            }
+        }
+        Outcome::Conflict(message) => {
+            observed.conflicts.push(message.clone());
+            image_policy_conflict = Some(message);
         }
     }
 
@@ -322,7 +382,12 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
         observed.revision_active = revision_active(ctx, namespace, &revision).await;
     }
     let verdict = status::applied(app, &observed, now);
-    for conflict in plan.conflicts.iter().filter(|m| !reported(app, m)) {
+    for conflict in plan
+        .conflicts
+        .iter()
+        .chain(&image_policy_conflict)
+        .filter(|m| !reported(app, m))
+    {
         tracing::warn!(nextapp = %key(app), message = %conflict, "ownership conflict: not applied");
         warn_event(ctx, app, reasons::OWNERSHIP_CONFLICT, "Apply", conflict).await;
     }
@@ -330,7 +395,11 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
         warn_event(ctx, app, reasons::NOT_OWNED, "Delete", left).await;
     }
     write_status(ctx, app, verdict.status).await?;
-    Ok(match verdict.requeue {
+    let requeue = match (verdict.requeue, signature_retry) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(match requeue {
         Some(after) => (Action::requeue(after), true),
         None => (Action::await_change(), false),
     })

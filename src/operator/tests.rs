@@ -59,10 +59,16 @@ fn context() -> (Arc<Context>, Handle) {
 /// The objects the renderers produce for `app`, with owner references, as JSON.
 fn rendered(app: &NextApp) -> Vec<Value> {
     let (valid, _) = crate::policy::validate(app).unwrap();
-    render::app(&valid, &RenderOptions { owner_uid: Some(UID) })
-        .iter()
-        .map(|m| m.to_json().unwrap())
-        .collect()
+    render::app(
+        &valid,
+        &RenderOptions {
+            owner_uid: Some(UID),
+            ..RenderOptions::default()
+        },
+    )
+    .iter()
+    .map(|m| m.to_json().unwrap())
+    .collect()
 }
 
 /// The next request: asserts method and URL, returns the JSON body (Null when empty).
@@ -159,9 +165,10 @@ async fn expect_inspections(handle: &mut Handle, [ksvc, sa, np]: [Option<Value>;
     }
 }
 
-/// Expects the server-side applies of a valid app, but not of the kinds in `withheld`, and answers
-/// each with the body, the Knative Service with `ksvc_status` added. Returns the applied bodies.
-async fn expect_applies_except(
+/// Expects the server-side applies of a valid app's namespaced children, but not of the kinds in
+/// `withheld`, and answers each with the body, the Knative Service with `ksvc_status` added. Returns the
+/// applied bodies.
+async fn expect_namespaced_applies(
     handle: &mut Handle,
     app: &NextApp,
     ksvc_status: Value,
@@ -169,10 +176,10 @@ async fn expect_applies_except(
 ) -> Vec<Value> {
     let want = rendered(app);
     let mut got = Vec::new();
-    for object in want
-        .iter()
-        .filter(|o| !withheld.contains(&o["kind"].as_str().unwrap()))
-    {
+    for object in want.iter().filter(|o| {
+        let kind = o["kind"].as_str().unwrap();
+        kind != "ClusterImagePolicy" && !withheld.contains(&kind)
+    }) {
         let url = match object["kind"].as_str().unwrap() {
             "Service" => format!("{KSVC_URL}{SSA}"),
             "ServiceAccount" => format!("{SA_URL}{SSA}"),
@@ -194,6 +201,74 @@ async fn expect_applies_except(
         got.push(body);
     }
     got
+}
+
+/// [`expect_namespaced_applies`], then the ClusterImagePolicy step of an app whose policy is absent:
+/// the LIST of its name when the app has a signature or an unobserved generation, and the apply of
+/// the rendered policy when it has a signature.
+async fn expect_applies_except(
+    handle: &mut Handle,
+    app: &NextApp,
+    ksvc_status: Value,
+    withheld: &[&str],
+) -> Vec<Value> {
+    let mut got = expect_namespaced_applies(handle, app, ksvc_status, withheld).await;
+    if looks_for_policy(app) {
+        expect_policy_list(handle, None).await;
+    }
+    if let Some(policy) = rendered_policy(app) {
+        got.push(expect_policy_apply(handle, &policy).await);
+    }
+    got
+}
+
+const CIP_URL: &str = "/apis/policy.sigstore.dev/v1beta1/clusterimagepolicies/knext.web.shop";
+const CIP_LIST_URL: &str =
+    "/apis/policy.sigstore.dev/v1beta1/clusterimagepolicies?&fieldSelector=metadata.name%3Dknext.web.shop";
+
+/// Whether a pass LISTs the app's ClusterImagePolicy: it has a signature, or its spec changed since
+/// the status observed it.
+fn looks_for_policy(app: &NextApp) -> bool {
+    let observed = app.status.as_ref().and_then(|s| s.observed_generation);
+    rendered_policy(app).is_some()
+        || !matches!((observed, app.metadata.generation), (Some(o), Some(g)) if o >= g)
+}
+
+/// The rendered ClusterImagePolicy of `app`, if it has a signature.
+fn rendered_policy(app: &NextApp) -> Option<Value> {
+    rendered(app)
+        .into_iter()
+        .find(|o| o["kind"] == "ClusterImagePolicy")
+}
+
+/// Expects the metadata-only LIST of `knext.web.shop` and answers with `found` (metadata) or nothing.
+async fn expect_policy_list(handle: &mut Handle, found: Option<Value>) {
+    let (accept, body, send) = expect_request(handle, Method::GET, CIP_LIST_URL).await;
+    assert!(
+        accept.contains("as=PartialObjectMetadataList"),
+        "metadata only: {accept}"
+    );
+    assert_eq!(body, Value::Null);
+    let items: Vec<Value> = found
+        .into_iter()
+        .map(|m| json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": m}))
+        .collect();
+    reply(
+        send,
+        StatusCode::OK,
+        &json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {}, "items": items}),
+    );
+}
+
+/// Expects the server-side apply of the rendered policy and answers with it; returns the body.
+async fn expect_policy_apply(handle: &mut Handle, policy: &Value) -> Value {
+    let (body, send) = expect(handle, Method::PATCH, &format!("{CIP_URL}{SSA}")).await;
+    assert_eq!(&body, policy, "the applied body is the renderer's output");
+    assert!(body["metadata"].get("ownerReferences").is_none());
+    assert!(body["metadata"].get("namespace").is_none());
+    assert_eq!(body["metadata"]["annotations"]["apps.kn-next.dev/owner-uid"], UID);
+    reply(send, StatusCode::OK, &body);
+    body
 }
 
 /// Expects the inspections (every name free) and the server-side applies of a valid app.
@@ -935,6 +1010,351 @@ async fn an_api_error_fails_the_pass_and_backs_off_exponentially() {
         metrics.contains("knext_nextapp_reconcile_errors_total 1"),
         "{metrics}"
     );
+}
+
+const ISSUER: &str = "https://token.actions.githubusercontent.com";
+const SUBJECT: &str = "https://github.com/acme/shop/.github/workflows/knext-image.yml@refs/heads/main";
+
+fn signed() -> Value {
+    json!({"security": {"signature": {"issuer": ISSUER, "subject": SUBJECT, "requireSbomAttestation": true}}})
+}
+
+/// The metadata of a ClusterImagePolicy `knext.web.shop` as the API server lists it.
+fn policy_meta(labels: Value, owner_uid: Option<&str>) -> Value {
+    let mut meta =
+        json!({"name": "knext.web.shop", "uid": "cip-uid-1", "resourceVersion": "42", "labels": labels});
+    if let Some(owner) = owner_uid {
+        meta["annotations"] = json!({"apps.kn-next.dev/owner-uid": owner});
+    }
+    meta
+}
+
+fn policy_labels() -> Value {
+    json!({"apps.kn-next.dev/app": "shop", "apps.kn-next.dev/namespace": "web",
+           "app.kubernetes.io/managed-by": "knext"})
+}
+
+#[tokio::test]
+async fn a_signature_is_applied_as_a_cluster_image_policy_carrying_the_owner_uid() {
+    let a = app(signed());
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        expect_inspections(&mut h, [None, None, None]).await;
+        expect_namespaced_applies(&mut h, &expected, Value::Null, &[]).await;
+        expect_policy_list(&mut h, None).await;
+        let policy = expect_policy_apply(&mut h, &rendered_policy(&expected).unwrap()).await;
+        assert_eq!(
+            policy["spec"]["images"],
+            json!([{"glob": "ghcr.io/acme/shop@*"}, {"glob": "ghcr.io/acme/shop:*"}])
+        );
+        assert_eq!(
+            policy["spec"]["authorities"][0]["keyless"]["identities"],
+            json!([{"issuer": ISSUER, "subject": SUBJECT}])
+        );
+        assert_eq!(
+            policy["spec"]["authorities"][0]["attestations"][0]["predicateType"],
+            "https://spdx.dev/Document"
+        );
+        let status = expect_status(&mut h).await;
+        assert_eq!(condition(&status, "Degraded")["reason"], "AsExpected");
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+}
+
+#[tokio::test]
+async fn a_policy_labelled_for_the_app_is_adopted_and_another_one_is_a_conflict_reported_once() {
+    // `knext render` output applied by GitOps: knext's labels, no owner UID: adopted.
+    let a = app(signed());
+    let expected = a.clone();
+    let (result, _) = run(a.clone(), |mut h| async move {
+        expect_inspections(&mut h, [None, None, None]).await;
+        expect_namespaced_applies(&mut h, &expected, Value::Null, &[]).await;
+        expect_policy_list(&mut h, Some(policy_meta(policy_labels(), None))).await;
+        expect_policy_apply(&mut h, &rendered_policy(&expected).unwrap()).await;
+        expect_status(&mut h).await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+
+    // Somebody else's policy of that name: nothing applied to it, Degraded, one event.
+    let expected = a.clone();
+    let written = Written::default();
+    let (ctx, handle) = context();
+    let (result, handle) = run_in(ctx.clone(), handle, a.clone(), |mut h| {
+        let written = written.clone();
+        async move {
+            expect_inspections(&mut h, [None, None, None]).await;
+            expect_namespaced_applies(&mut h, &expected, Value::Null, &[]).await;
+            expect_policy_list(&mut h, Some(policy_meta(json!({"team": "platform"}), None))).await;
+            let event = expect_event(&mut h).await;
+            assert_eq!(event["reason"], "OwnershipConflict");
+            assert!(
+                event["note"].as_str().unwrap().starts_with(
+                    "ClusterImagePolicy knext.web.shop exists without knext's labels for this app"
+                ),
+                "{event}"
+            );
+            let status = expect_status(&mut h).await;
+            let degraded = condition(&status, "Degraded");
+            assert_eq!(
+                (degraded["status"].as_str(), degraded["reason"].as_str()),
+                (Some("True"), Some("OwnershipConflict"))
+            );
+            *written.lock().unwrap() = status;
+            h
+        }
+    })
+    .await;
+    // The Knative Service is not Ready yet: its 30 s requeue comes before the conflict's 60 s.
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+    let again = with_status(a, &written);
+    let expected = again.clone();
+    let (result, _) = run_in(ctx, handle, again, |mut h| async move {
+        expect_inspections(&mut h, [None, None, None]).await;
+        expect_namespaced_applies(&mut h, &expected, Value::Null, &[]).await;
+        expect_policy_list(&mut h, Some(policy_meta(json!({"team": "platform"}), None))).await;
+        h
+    })
+    .await;
+    // The Knative Service is not Ready yet: its 30 s requeue comes before the conflict's 60 s.
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+}
+
+#[tokio::test]
+async fn clearing_the_signature_deletes_the_policy_this_nextapp_applied_with_preconditions() {
+    // The spec changed (generation 2, status not observed yet): the pass looks for the policy.
+    let a = app(json!({}));
+    let expected = a.clone();
+    let (result, _) = run(a.clone(), |mut h| async move {
+        expect_inspections(&mut h, [None, None, None]).await;
+        expect_namespaced_applies(&mut h, &expected, Value::Null, &[]).await;
+        expect_policy_list(&mut h, Some(policy_meta(policy_labels(), Some(UID)))).await;
+        let (body, send) = expect(&mut h, Method::DELETE, &format!("{CIP_URL}?")).await;
+        assert_eq!(
+            body["preconditions"],
+            json!({"uid": "cip-uid-1", "resourceVersion": "42"})
+        );
+        reply(
+            send,
+            StatusCode::OK,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        );
+        expect_status(&mut h).await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+
+    // Not this NextApp's (GitOps output without an owner UID, or another incarnation's): left alone.
+    for owner in [None, Some("an-earlier-shop")] {
+        let expected = a.clone();
+        let (result, _) = run(a.clone(), |mut h| async move {
+            expect_inspections(&mut h, [None, None, None]).await;
+            expect_namespaced_applies(&mut h, &expected, Value::Null, &[]).await;
+            expect_policy_list(&mut h, Some(policy_meta(policy_labels(), owner))).await;
+            expect_status(&mut h).await;
+            h
+        })
+        .await;
+        assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+    }
+}
+
+#[tokio::test]
+async fn without_policy_controller_a_signature_is_a_warning_once_and_a_slow_retry_not_a_failure() {
+    let a = app(signed());
+    let expected = a.clone();
+    let written = Written::default();
+    let (ctx, handle) = context();
+    let (result, handle) = run_in(ctx.clone(), handle, a.clone(), |mut h| {
+        let written = written.clone();
+        async move {
+            expect_inspections(&mut h, [None, None, None]).await;
+            expect_namespaced_applies(&mut h, &expected, ready_ksvc(), &[]).await;
+            // No such resource: the API server answers the LIST with 404.
+            let (_, _, send) = expect_request(&mut h, Method::GET, CIP_LIST_URL).await;
+            not_found(send);
+            let event = expect_event(&mut h).await;
+            assert_eq!(event["reason"], "SignatureNotEnforced");
+            assert_eq!(
+                event["note"],
+                "spec.security.signature is not enforced: the cluster has no \
+                 clusterimagepolicies.policy.sigstore.dev resource, so Sigstore policy-controller is not \
+                 installed; knext applies the ClusterImagePolicy once it is (it looks again every 300 s)"
+            );
+            expect_revision(&mut h, "True").await;
+            let status = expect_status(&mut h).await;
+            // The app itself is fine.
+            assert_eq!(condition(&status, "Ready")["status"], "True");
+            assert_eq!(condition(&status, "Degraded")["status"], "False");
+            *written.lock().unwrap() = status;
+            h
+        }
+    })
+    .await;
+    // Not a hot loop, and not awaiting a change that installing policy-controller would not make.
+    assert_eq!(result.unwrap(), Action::requeue(super::image_policy::RETRY));
+
+    // The retry: the same answer, no second event, no status write.
+    let again = with_status(a, &written);
+    let expected = again.clone();
+    let (result, _) = run_in(ctx, handle, again, |mut h| async move {
+        expect_inspections(&mut h, [None, None, None]).await;
+        expect_namespaced_applies(&mut h, &expected, ready_ksvc(), &[]).await;
+        let (_, _, send) = expect_request(&mut h, Method::GET, CIP_LIST_URL).await;
+        not_found(send);
+        expect_revision(&mut h, "True").await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(super::image_policy::RETRY));
+}
+
+#[tokio::test]
+async fn the_cluster_wide_default_signature_is_applied_to_an_app_without_its_own() {
+    let a = app(json!({}));
+    let default = crate::api::SignatureSpec {
+        issuer: ISSUER.into(),
+        subject: Some(SUBJECT.into()),
+        ..Default::default()
+    };
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let mut ctx = Context::new(Client::new(service, "default"), Arc::new(Metrics::new()), None);
+    ctx.now = now;
+    ctx.default_signature = Some(default.clone());
+    let expected = a.clone();
+    let (result, _) = run_in(Arc::new(ctx), handle, a, |mut h| async move {
+        expect_inspections(&mut h, [None, None, None]).await;
+        expect_namespaced_applies(&mut h, &expected, Value::Null, &[]).await;
+        expect_policy_list(&mut h, None).await;
+        let (valid, _) = crate::policy::validate(&expected).unwrap();
+        let opts = RenderOptions {
+            owner_uid: Some(UID),
+            default_signature: Some(&default),
+        };
+        let policy = render::app(&valid, &opts)
+            .iter()
+            .map(|m| m.to_json().unwrap())
+            .find(|o| o["kind"] == "ClusterImagePolicy")
+            .unwrap();
+        let applied = expect_policy_apply(&mut h, &policy).await;
+        assert_eq!(
+            applied["spec"]["authorities"][0]["keyless"]["identities"],
+            json!([{"issuer": ISSUER, "subject": SUBJECT}])
+        );
+        expect_status(&mut h).await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+}
+
+#[tokio::test]
+async fn the_sweep_deletes_only_policies_whose_nextapp_is_gone_or_no_longer_wants_them() {
+    use super::image_policy::{AppState, sweep};
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let item = |name: &str, app: &str, ns: &str, owner: Option<&str>| {
+        let mut meta = json!({
+            "name": name, "uid": format!("{name}-uid"), "resourceVersion": "7",
+            "labels": {"apps.kn-next.dev/app": app, "apps.kn-next.dev/namespace": ns,
+                       "app.kubernetes.io/managed-by": "knext"},
+        });
+        if let Some(owner) = owner {
+            meta["annotations"] = json!({"apps.kn-next.dev/owner-uid": owner});
+        }
+        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": meta})
+    };
+    let verifier = tokio::spawn(async move {
+        let (accept, _, send) = expect_request(
+            &mut handle,
+            Method::GET,
+            "/apis/policy.sigstore.dev/v1beta1/clusterimagepolicies?&labelSelector=app.kubernetes.io%2Fmanaged-by%3Dknext%2Capps.kn-next.dev%2Fnamespace",
+        )
+        .await;
+        assert!(accept.contains("as=PartialObjectMetadataList"), "{accept}");
+        reply(
+            send,
+            StatusCode::OK,
+            &json!({
+                "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {},
+                "items": [
+                    item("knext.web.gone", "gone", "web", Some("gone-uid")),
+                    item("knext.web.shop", "shop", "web", Some(UID)),
+                    item("knext.web.gitops", "gitops", "web", None),
+                    item("knext.web.cleared", "cleared", "web", Some("cleared-uid")),
+                    item("knext.web.reborn", "reborn", "web", Some("old-uid")),
+                ],
+            }),
+        );
+        for (name, answer) in [
+            ("gone", StatusCode::OK),
+            ("cleared", StatusCode::OK),
+            ("reborn", StatusCode::CONFLICT),
+        ] {
+            let url = format!("/apis/policy.sigstore.dev/v1beta1/clusterimagepolicies/knext.web.{name}?");
+            let (body, send) = expect(&mut handle, Method::DELETE, &url).await;
+            assert_eq!(
+                body["preconditions"],
+                json!({"uid": format!("knext.web.{name}-uid"), "resourceVersion": "7"})
+            );
+            // A conflict: re-applied since the list (a reconcile got there first); left alone.
+            let status = if answer == StatusCode::OK {
+                "Success"
+            } else {
+                "Failure"
+            };
+            reply(
+                send,
+                answer,
+                &json!({"kind": "Status", "apiVersion": "v1", "status": status,
+                                        "code": answer.as_u16()}),
+            );
+        }
+        handle
+    });
+    let apps = |ns: &str, name: &str| {
+        let state = |uid: &str, wants_signature| {
+            Some(AppState {
+                uid: uid.into(),
+                wants_signature,
+            })
+        };
+        match (ns, name) {
+            ("web", "shop") => state(UID, true),
+            ("web", "gitops") => state("gitops-uid", false),
+            ("web", "cleared") => state("cleared-uid", false),
+            ("web", "reborn") => state("new-uid", true),
+            _ => None,
+        }
+    };
+    let deleted = sweep(&client, None, apps).await.unwrap();
+    let mut handle = verifier.await.unwrap();
+    assert_eq!(deleted, 2);
+    drop(client);
+    assert!(handle.next_request().await.is_none(), "no other request");
+}
+
+#[tokio::test]
+async fn a_namespaced_operator_sweeps_its_namespace_only_and_nothing_without_policy_controller() {
+    use super::image_policy::sweep;
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let verifier = tokio::spawn(async move {
+        let (_, _, send) = expect_request(
+            &mut handle,
+            Method::GET,
+            "/apis/policy.sigstore.dev/v1beta1/clusterimagepolicies?&labelSelector=app.kubernetes.io%2Fmanaged-by%3Dknext%2Capps.kn-next.dev%2Fnamespace%3Dweb",
+        )
+        .await;
+        not_found(send);
+        handle
+    });
+    assert_eq!(sweep(&client, Some("web"), |_, _| None).await.unwrap(), 0);
+    verifier.await.unwrap();
 }
 
 #[tokio::test]

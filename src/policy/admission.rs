@@ -107,6 +107,30 @@ mod tests {
                 format!("{ok}database: {{roSecretRef: {{name: ro}}}}\n"),
                 Some("spec.database"),
             ),
+            (
+                "signature with a subject",
+                format!("{ok}security: {{signature: {{issuer: 'https://i.example', subject: s}}}}\n"),
+                None,
+            ),
+            (
+                "signature with a subject regexp",
+                format!(
+                    "{ok}security: {{signature: {{issuer: 'https://i.example', subjectRegExp: '^s$'}}}}\n"
+                ),
+                None,
+            ),
+            (
+                "signature without a subject",
+                format!("{ok}security: {{signature: {{issuer: 'https://i.example'}}}}\n"),
+                Some("spec.security.signature"),
+            ),
+            (
+                "signature with both subjects",
+                format!(
+                    "{ok}security: {{signature: {{issuer: 'https://i.example', subject: s, subjectRegExp: s}}}}\n"
+                ),
+                Some("spec.security.signature"),
+            ),
         ];
         for (case, spec, want) in cases {
             let paths: Vec<String> = admission(&app(spec)).into_iter().map(|p| p.path).collect();
@@ -301,7 +325,7 @@ mod tests {
         let schema = crate::api::crd::nextapp_openapi_schema();
         let compiled = kube::core::cel::compile_schema(&schema);
         assert!(!compiled.has_errors(), "{:?}", compiled.compilation_errors());
-        assert_eq!(schema.to_string().matches("\"rule\"").count(), 7);
+        assert_eq!(schema.to_string().matches("\"rule\"").count(), 8);
     }
 
     /// Every schema node carrying rules, with its rules.
@@ -338,7 +362,7 @@ mod tests {
                 warnings.extend(estimate_rule_cost(rule, &compiled));
             }
         }
-        assert_eq!(nodes.iter().map(|(_, r)| r.len()).sum::<usize>(), 7);
+        assert_eq!(nodes.iter().map(|(_, r)| r.len()).sum::<usize>(), 8);
         assert!(warnings.is_empty(), "{warnings:#?}");
         // The estimator does flag an over-budget rule (a quadratic walk of an unbounded list).
         let unbounded = compile_schema(&serde_json::json!({"type": "array", "items": {"type": "string"}}));

@@ -12,6 +12,7 @@ pub mod images;
 pub mod names;
 pub mod quantity;
 pub mod secrets;
+pub mod signature;
 
 use std::fmt;
 
@@ -53,6 +54,7 @@ pub struct ValidatedApp<'a> {
     app: &'a NextApp,
     name: &'a str,
     namespace: &'a str,
+    repository: Option<signature::Repository<'a>>,
 }
 
 impl<'a> ValidatedApp<'a> {
@@ -71,6 +73,12 @@ impl<'a> ValidatedApp<'a> {
     /// `metadata.namespace`, or `default` when absent.
     pub fn namespace(&self) -> &'a str {
         self.namespace
+    }
+    /// The image's repository as Sigstore policy-controller names it, for the `ClusterImagePolicy`:
+    /// always present when `spec.security.signature` is set (else validation failed), and for any
+    /// image a policy can cover exactly.
+    pub fn repository(&self) -> Option<signature::Repository<'a>> {
+        self.repository
     }
 }
 
@@ -127,7 +135,16 @@ pub fn validate(app: &NextApp) -> Result<(ValidatedApp<'_>, Report), Report> {
     }
     let name = app.metadata.name.as_deref().unwrap_or_default();
     let namespace = app.metadata.namespace.as_deref().unwrap_or(defaults::NAMESPACE);
-    Ok((ValidatedApp { app, name, namespace }, report))
+    let repository = signature::repository(&app.spec.image).ok();
+    Ok((
+        ValidatedApp {
+            app,
+            name,
+            namespace,
+            repository,
+        },
+        report,
+    ))
 }
 
 /// Formats the path of a map entry: `base.key`, or `base["key"]` when the key is not a plain identifier.
@@ -599,6 +616,32 @@ impl Validator {
         }
     }
 
+    /// `spec.security.signature`: the identity, and a policy that covers exactly the image's repository
+    /// (an invalid image is reported at `spec.image` only).
+    fn signature(&mut self, sig: &crate::api::SignatureSpec, image: &str) {
+        let p = "spec.security.signature";
+        for f in signature::check(sig) {
+            let path = if f.field.is_empty() {
+                p.to_owned()
+            } else {
+                format!("{p}.{}", f.field)
+            };
+            if f.warning {
+                self.warn(reasons::UNANCHORED_REGEXP, path, f.message);
+            } else {
+                self.error(path, f.message);
+            }
+        }
+        if image::check_pinned(image).is_ok()
+            && let Err(message) = signature::repository(image)
+        {
+            self.error(
+                p,
+                format!("no ClusterImagePolicy can cover exactly the image's repository: {message}"),
+            );
+        }
+    }
+
     fn misc(&mut self, spec: &NextAppSpec) {
         if let Some(path) = &spec.health_check_path {
             self.check("spec.healthCheckPath", check_http_path(path));
@@ -640,6 +683,9 @@ impl Validator {
                         format!("must be a non-root id from 1 to {}, got {id}", i32::MAX),
                     );
                 }
+            }
+            if let Some(sig) = &sec.signature {
+                self.signature(sig, &spec.image);
             }
         }
         if let Some(t) = &spec.traffic {

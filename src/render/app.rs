@@ -1,4 +1,5 @@
-//! Per-app renderers: the Knative Service, ServiceAccount and NetworkPolicy of one validated NextApp.
+//! Per-app renderers: the Knative Service, ServiceAccount and NetworkPolicy of one validated NextApp
+//! (and, through [`super::image_policy`], its ClusterImagePolicy).
 //!
 //! Shared with `build.rs`; pure: no I/O, clock or randomness, `BTreeMap` only, so identical input gives
 //! byte-identical output. Built from k8s-openapi structs with `..Default::default()`.
@@ -40,15 +41,19 @@ mod annotations {
     pub const RETENTION: &str = "autoscaling.knative.dev/scale-to-zero-pod-retention-period";
 }
 
-/// Renders the objects of one app, in a fixed order: Knative Service, ServiceAccount, NetworkPolicy.
+/// Renders the objects of one app, in a fixed order: Knative Service, ServiceAccount, NetworkPolicy
+/// (unless switched off), ClusterImagePolicy (when `security.signature` is set).
 pub fn render(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> Vec<Manifest> {
-    let mut out = Vec::with_capacity(3);
+    let mut out = Vec::with_capacity(4);
     out.push(Manifest::KnativeService(Box::new(build_knative_service(
         app, opts,
     ))));
     out.push(Manifest::ServiceAccount(build_service_account(app, opts)));
     if network_policy_enabled(app.spec()) {
         out.push(Manifest::NetworkPolicy(build_network_policy(app, opts)));
+    }
+    if let Some(policy) = super::image_policy::build_cluster_image_policy(app, opts) {
+        out.push(Manifest::ClusterImagePolicy(Box::new(policy)));
     }
     out
 }
@@ -97,7 +102,9 @@ fn common_labels(app: &str, component: &str) -> BTreeMap<String, String> {
     ])
 }
 
-fn metadata(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>, name: String, component: &str) -> ObjectMeta {
+/// The labels of every object of `app` with role `component`: knext's common labels, and the preview
+/// markers of a preview app.
+pub(super) fn object_labels(app: &ValidatedApp<'_>, component: &str) -> BTreeMap<String, String> {
     let mut labels = common_labels(app.name(), component);
     if let Some(p) = app.spec().preview.as_ref().filter(|p| p.enabled == Some(true)) {
         labels.insert(labels::ENVIRONMENT.to_owned(), "preview".to_owned());
@@ -105,10 +112,14 @@ fn metadata(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>, name: String, comp
             labels.insert(labels::PR_ID.to_owned(), id.to_owned());
         }
     }
+    labels
+}
+
+fn metadata(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>, name: String, component: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: Some(app.namespace().to_owned()),
-        labels: Some(labels),
+        labels: Some(object_labels(app, component)),
         owner_references: opts.owner_uid.map(|uid| {
             vec![OwnerReference {
                 api_version: API_VERSION.to_owned(),

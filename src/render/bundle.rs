@@ -56,6 +56,9 @@ pub struct InstallOptions<'a> {
     /// Include the NextApp admin/editor/viewer ClusterRoles that aggregate into the built-in
     /// `admin`, `edit` and `view` roles.
     pub aggregated_roles: bool,
+    /// The cluster-wide default of `spec.security.signature`, passed to the operator as its
+    /// `--signature-*` flags (checked like a NextApp's own).
+    pub default_signature: Option<&'a crate::api::SignatureSpec>,
 }
 
 impl<'a> InstallOptions<'a> {
@@ -65,6 +68,7 @@ impl<'a> InstallOptions<'a> {
             image,
             namespace: operator::NAMESPACE,
             aggregated_roles: true,
+            default_signature: None,
         }
     }
 }
@@ -72,6 +76,9 @@ impl<'a> InstallOptions<'a> {
 /// Why the bundle cannot be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InstallError {
+    /// The default signature breaks a rule of `spec.security.signature`.
+    #[error("the default signature is invalid: {0}")]
+    Signature(String),
     /// The namespace is not a valid Namespace name.
     #[error("namespace {namespace:?} is not a valid Namespace name: {reason}")]
     Namespace {
@@ -177,6 +184,22 @@ pub fn install_bundle(opts: &InstallOptions<'_>) -> Result<Vec<InstallObject>, I
         namespace: opts.namespace.to_owned(),
         reason,
     })?;
+    if let Some(sig) = opts.default_signature {
+        let errors: Vec<String> = crate::policy::signature::check(sig)
+            .into_iter()
+            .filter(|f| !f.warning)
+            .map(|f| {
+                format!(
+                    "{}: {}",
+                    if f.field.is_empty() { "signature" } else { f.field },
+                    f.message
+                )
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(InstallError::Signature(errors.join("; ")));
+        }
+    }
     let ns = opts.namespace;
     let mut objects = vec![
         InstallObject::CustomResourceDefinition(Box::new(api::crd::nextapp_crd())),
@@ -343,7 +366,9 @@ const READ: &[&str] = &["get", "list", "watch"];
 /// (to apply nothing over an object another owner controls), server-side applies its children (which
 /// creates missing ones) and watches them; it deletes only NetworkPolicies (`security.networkPolicy:
 /// false`, by name, its own only; everything else goes with its owner through garbage collection); it
-/// reads one Revision to see whether it scaled to zero.
+/// reads one Revision to see whether it scaled to zero. The cluster-scoped ClusterImagePolicies of apps
+/// with `security.signature` have no owner: it lists them (by name in a pass, by label in the sweep),
+/// server-side applies and deletes them, and does not watch them.
 pub fn operator_rules() -> Vec<PolicyRule> {
     vec![
         rule("", &["serviceaccounts"], APPLY),
@@ -362,6 +387,11 @@ pub fn operator_rules() -> Vec<PolicyRule> {
         ),
         rule("serving.knative.dev", &["services"], APPLY),
         rule("serving.knative.dev", &["revisions"], READ),
+        rule(
+            api::sigstore::GROUP,
+            &[api::sigstore::PLURAL],
+            &["create", "delete", "list", "patch"],
+        ),
     ]
 }
 
@@ -520,7 +550,22 @@ fn field_env(name: &str, field: &str) -> EnvVar {
     }
 }
 
-fn operator_container(image: &str) -> Container {
+/// The operator's `--signature-*` flags for the default signature `sig`.
+pub fn signature_args(sig: &crate::api::SignatureSpec) -> Vec<String> {
+    let mut args = vec![format!("--{}={}", operator::FLAG_SIGNATURE_ISSUER, sig.issuer)];
+    if let Some(s) = &sig.subject {
+        args.push(format!("--{}={s}", operator::FLAG_SIGNATURE_SUBJECT));
+    }
+    if let Some(r) = &sig.subject_reg_exp {
+        args.push(format!("--{}={r}", operator::FLAG_SIGNATURE_SUBJECT_REGEXP));
+    }
+    if sig.require_sbom_attestation {
+        args.push(format!("--{}", operator::FLAG_SIGNATURE_REQUIRE_SBOM));
+    }
+    args
+}
+
+fn operator_container(image: &str, default_signature: Option<&crate::api::SignatureSpec>) -> Container {
     let port = |name: &str, port: i32| ContainerPort {
         name: Some(name.into()),
         container_port: port,
@@ -532,12 +577,17 @@ fn operator_container(image: &str) -> Container {
         image: Some(image.into()),
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(vec![operator::BINARY.into()]),
-        args: Some(vec![
-            "operator".into(),
-            "--leader-elect".into(),
-            format!("--metrics-addr=0.0.0.0:{}", operator::METRICS_PORT),
-            format!("--health-addr=0.0.0.0:{}", operator::HEALTH_PORT),
-        ]),
+        args: Some(
+            [
+                "operator".into(),
+                "--leader-elect".into(),
+                format!("--metrics-addr=0.0.0.0:{}", operator::METRICS_PORT),
+                format!("--health-addr=0.0.0.0:{}", operator::HEALTH_PORT),
+            ]
+            .into_iter()
+            .chain(default_signature.map(signature_args).unwrap_or_default())
+            .collect(),
+        ),
         env: Some(
             [
                 field_env(operator::ENV_POD_NAME, "metadata.name"),
@@ -697,7 +747,7 @@ fn deployment(opts: &InstallOptions<'_>) -> Deployment {
                         }),
                         ..Default::default()
                     }),
-                    containers: vec![operator_container(opts.image)],
+                    containers: vec![operator_container(opts.image, opts.default_signature)],
                     volumes: Some(vec![api_access_volume()]),
                     ..Default::default()
                 }),
@@ -721,6 +771,7 @@ mod tests {
             image: IMAGE,
             namespace,
             aggregated_roles: true,
+            default_signature: None,
         })
         .unwrap()
     }
@@ -801,6 +852,48 @@ mod tests {
     }
 
     #[test]
+    fn a_default_signature_becomes_operator_flags_and_an_invalid_one_is_refused() {
+        let sig = crate::api::SignatureSpec {
+            issuer: "https://token.actions.githubusercontent.com".into(),
+            subject: Some(
+                "https://github.com/acme/shop/.github/workflows/knext-image.yml@refs/heads/main".into(),
+            ),
+            subject_reg_exp: None,
+            require_sbom_attestation: true,
+        };
+        let objects = install_bundle(&InstallOptions {
+            default_signature: Some(&sig),
+            ..InstallOptions::new(IMAGE)
+        })
+        .unwrap();
+        let d = find(&objects, "Deployment", "knext-operator");
+        let args = &d["spec"]["template"]["spec"]["containers"][0]["args"];
+        assert_eq!(
+            args.as_array().unwrap()[4..],
+            [
+                json!("--signature-issuer=https://token.actions.githubusercontent.com"),
+                json!(
+                    "--signature-subject=https://github.com/acme/shop/.github/workflows/knext-image.yml@refs/heads/main"
+                ),
+                json!("--signature-require-sbom-attestation"),
+            ]
+        );
+        let bad = crate::api::SignatureSpec {
+            issuer: "token.actions.githubusercontent.com".into(),
+            ..sig
+        };
+        let err = install_bundle(&InstallOptions {
+            default_signature: Some(&bad),
+            ..InstallOptions::new(IMAGE)
+        })
+        .unwrap_err();
+        assert!(
+            matches!(err, InstallError::Signature(ref m) if m.starts_with("issuer: ")),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn an_invalid_namespace_is_refused() {
         let err = install_bundle(&InstallOptions {
             namespace: "Ops",
@@ -842,6 +935,7 @@ mod tests {
                 "apps.kn-next.dev/nextapps: list,watch",
                 "events.k8s.io/events: create,patch",
                 "networking.k8s.io/networkpolicies: create,delete,get,list,patch,watch",
+                "policy.sigstore.dev/clusterimagepolicies: create,delete,list,patch",
                 "serving.knative.dev/revisions: get,list,watch",
                 "serving.knative.dev/services: create,get,list,patch,watch",
             ]
@@ -970,6 +1064,7 @@ mod tests {
                 image: IMAGE,
                 namespace: "platform-ops",
                 aggregated_roles: true,
+                default_signature: None,
             },
             "knext install",
         )

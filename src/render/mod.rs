@@ -6,6 +6,7 @@
 pub mod app;
 pub mod bundle;
 pub mod cache_handler;
+pub mod image_policy;
 pub mod layout;
 pub mod scaffold;
 pub mod workflow;
@@ -14,7 +15,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::api::KnativeService;
+use crate::api::{ClusterImagePolicy, KnativeService};
 use crate::policy::ValidatedApp;
 use crate::yaml::emit;
 
@@ -52,6 +53,10 @@ pub struct RenderOptions<'a> {
     /// UID of the live NextApp. When set (the operator), every object gets a controller owner reference
     /// to it; GitOps output leaves it unset.
     pub owner_uid: Option<&'a str>,
+    /// The cluster-wide default of `spec.security.signature` (the operator's `--signature-*` flags from
+    /// `knext install`), for apps without their own; already checked by
+    /// [`crate::policy::signature::check`]. The CLI and build scripts leave it unset.
+    pub default_signature: Option<&'a crate::api::SignatureSpec>,
 }
 
 /// One rendered Kubernetes object.
@@ -63,6 +68,8 @@ pub enum Manifest {
     ServiceAccount(ServiceAccount),
     /// `networking.k8s.io/v1` NetworkPolicy.
     NetworkPolicy(NetworkPolicy),
+    /// `policy.sigstore.dev/v1beta1` ClusterImagePolicy (cluster-scoped).
+    ClusterImagePolicy(Box<ClusterImagePolicy>),
 }
 
 /// Error of the YAML output path.
@@ -82,6 +89,7 @@ impl Manifest {
             Self::KnativeService(_) => crate::api::knative::API_VERSION,
             Self::ServiceAccount(_) => "v1",
             Self::NetworkPolicy(_) => "networking.k8s.io/v1",
+            Self::ClusterImagePolicy(_) => crate::api::sigstore::API_VERSION,
         }
     }
 
@@ -91,15 +99,18 @@ impl Manifest {
             Self::KnativeService(_) => "Service",
             Self::ServiceAccount(_) => "ServiceAccount",
             Self::NetworkPolicy(_) => "NetworkPolicy",
+            Self::ClusterImagePolicy(_) => crate::api::sigstore::KIND,
         }
     }
 
-    /// File stem used in GitOps layouts (`knative-service`, `service-account`, `network-policy`).
+    /// File stem used in GitOps layouts (`knative-service`, `service-account`, `network-policy`,
+    /// `cluster-image-policy`).
     pub fn file_stem(&self) -> &'static str {
         match self {
             Self::KnativeService(_) => "knative-service",
             Self::ServiceAccount(_) => "service-account",
             Self::NetworkPolicy(_) => "network-policy",
+            Self::ClusterImagePolicy(_) => "cluster-image-policy",
         }
     }
 
@@ -109,6 +120,7 @@ impl Manifest {
             Self::KnativeService(s) => &s.metadata,
             Self::ServiceAccount(s) => &s.metadata,
             Self::NetworkPolicy(p) => &p.metadata,
+            Self::ClusterImagePolicy(p) => &p.metadata,
         }
     }
 
@@ -123,6 +135,7 @@ impl Manifest {
             Self::KnativeService(s) => serde_json::to_value(s.as_ref()),
             Self::ServiceAccount(s) => serde_json::to_value(s),
             Self::NetworkPolicy(p) => serde_json::to_value(p),
+            Self::ClusterImagePolicy(p) => serde_json::to_value(p.as_ref()),
         }
     }
 
@@ -134,6 +147,7 @@ impl Manifest {
             // k8s-openapi's own Serialize writes apiVersion and kind for built-in types.
             Self::ServiceAccount(s) => emit::write(out, s),
             Self::NetworkPolicy(p) => emit::write(out, p),
+            Self::ClusterImagePolicy(p) => emit::write(out, p.as_ref()),
         };
         result.map_err(|source| Error {
             kind: self.kind(),
