@@ -29,7 +29,7 @@ pub struct Args {
     /// this knext was built with].
     #[arg(long, value_name = "REF")]
     pub knext_image: Option<String>,
-    /// The Node.js major version (22 or 24): the official node:<VERSION>-bookworm-slim image, pinned
+    /// The Node.js major version (22 or 24): the official node:VERSION-bookworm-slim image, pinned
     /// by the digest knext knows for it.
     #[arg(long, value_name = "VERSION", default_value_t = scaffold::DEFAULT_NODE_VERSION)]
     pub node_version: u32,
@@ -38,6 +38,11 @@ pub struct Args {
     /// --node-version].
     #[arg(long, value_name = "REF")]
     pub node_image: Option<String>,
+    /// The GitHub repository (OWNER/REPO) whose knext-image workflow signs the image: nextapp.yaml's
+    /// spec.security.signature requires its identity [default: package.json's GitHub repository,
+    /// else OWNER/REPO of a ghcr.io image repository; none: the block is written commented out].
+    #[arg(long, value_name = "OWNER/REPO")]
+    pub github_repo: Option<String>,
     /// Overwrite files that exist.
     #[arg(long)]
     pub force: bool,
@@ -130,14 +135,23 @@ pub fn options(args: &Args) -> Result<ScaffoldOptions, ScaffoldError> {
     };
     let image_repo = match &args.image_repo {
         Some(r) => r.clone(),
-        None => github_repo(&package).map(|(owner, repo)| format!("ghcr.io/{owner}/{repo}")).ok_or_else(|| {
+        None => github_repo(&package).map(|(owner, repo)| format!("ghcr.io/{owner}/{repo}").to_ascii_lowercase()).ok_or_else(|| {
             usage(format!(
                 "{}: no GitHub \"repository\" to derive the image from: pass --image-repo REGISTRY/OWNER/APP",
                 package_path.display()
             ))
         })?,
     };
+    let github = args
+        .github_repo
+        .clone()
+        .or_else(|| github_repo(&package).map(|(owner, repo)| format!("{owner}/{repo}")))
+        .or_else(|| {
+            let rest = image_repo.strip_prefix("ghcr.io/")?;
+            (rest.matches('/').count() == 1).then(|| rest.to_owned())
+        });
     Ok(ScaffoldOptions {
+        github_repo: github,
         namespace: args.namespace.clone().unwrap_or_else(|| name.clone()),
         name,
         image_repo,
@@ -260,7 +274,7 @@ fn dns_label(name: &str) -> String {
     out
 }
 
-/// `(owner, repo)`, lowercase, from package.json's `repository` when it names GitHub.
+/// `(owner, repo)`, as written, from package.json's `repository` when it names GitHub.
 fn github_repo(package: &serde_json::Value) -> Option<(String, String)> {
     let repo = package.get("repository")?;
     let url = repo.as_str().or_else(|| repo.get("url")?.as_str())?;
@@ -272,7 +286,7 @@ fn github_repo(package: &serde_json::Value) -> Option<(String, String)> {
     let (owner, repo) = rest.split_once('/')?;
     let repo = repo.trim_end_matches('/').trim_end_matches(".git");
     (!owner.is_empty() && !repo.is_empty() && !repo.contains('/'))
-        .then(|| (owner.to_ascii_lowercase(), repo.to_ascii_lowercase()))
+        .then(|| (owner.to_owned(), repo.to_owned()))
 }
 
 #[cfg(test)]
@@ -288,6 +302,7 @@ mod tests {
             knext_image: None,
             node_version: scaffold::DEFAULT_NODE_VERSION,
             node_image: None,
+            github_repo: None,
             force: false,
         }
     }
@@ -298,11 +313,11 @@ mod tests {
         assert_eq!(dns_label("123-app"), "app");
         assert_eq!(dns_label(&"a".repeat(80)).len(), 63);
         for (repository, want) in [
-            (serde_json::json!("github:Acme/Shop"), Some(("acme", "shop"))),
+            (serde_json::json!("github:Acme/Shop"), Some(("Acme", "Shop"))),
             (serde_json::json!("acme/shop"), Some(("acme", "shop"))),
             (
                 serde_json::json!({"type": "git", "url": "git+https://github.com/Acme/Shop.git"}),
-                Some(("acme", "shop")),
+                Some(("Acme", "Shop")),
             ),
             (
                 serde_json::json!({"url": "git@github.com:acme/shop.git"}),

@@ -188,7 +188,7 @@ pub fn check(sig: &SignatureSpec) -> Vec<Finding> {
                      refuses; write it in RE2 syntax"
                 ),
             ),
-            Ok(_) if !(re.starts_with('^') && re.ends_with('$')) => out.push(Finding {
+            Ok(_) if !(without_flags(re).starts_with('^') && re.ends_with('$')) => out.push(Finding {
                 field: "subjectRegExp",
                 message: format!(
                     "{re:?} is not anchored: policy-controller accepts any subject containing a match, so \
@@ -312,6 +312,15 @@ fn regex_error(e: &regex::Error) -> String {
         .find_map(|l| l.trim().strip_prefix("error: "))
         .unwrap_or(text.lines().next().unwrap_or_default())
         .to_owned()
+}
+
+/// `re` without a leading flag group such as `(?i)`, which comes before the `^` of an anchored
+/// expression.
+fn without_flags(re: &str) -> &str {
+    re.strip_prefix("(?")
+        .and_then(|rest| rest.split_once(')'))
+        .filter(|(flags, _)| !flags.is_empty() && flags.chars().all(|c| c.is_ascii_alphabetic() || c == '-'))
+        .map_or(re, |(_, rest)| rest)
 }
 
 #[cfg(test)]
@@ -515,7 +524,18 @@ mod tests {
         ] {
             assert_eq!(check(&sig(GITHUB, None, Some(go_ok))), vec![], "{go_ok}");
         }
-        for unanchored in ["https://github.com/acme/", "^https://github.com/acme/", "acme$"] {
+        // A leading flag group comes before the anchor (GitHub names are case-insensitive).
+        assert_eq!(
+            check(&sig(GITHUB, None, Some("(?i)^https://github\\.com/Acme/$"))),
+            vec![]
+        );
+        for unanchored in [
+            "https://github.com/acme/",
+            "^https://github.com/acme/",
+            "acme$",
+            "(?i)acme$",
+            "(?:x)^a$",
+        ] {
             let f = check(&sig(GITHUB, None, Some(unanchored)));
             assert_eq!(fields(&f), vec![("subjectRegExp", true)], "{unanchored}");
         }

@@ -48,6 +48,17 @@ pub struct ScaffoldOptions {
     pub knext_image: String,
     /// The Node.js image, digest-pinned.
     pub node_image: String,
+    /// The GitHub repository (`owner/repo`) whose `knext-image.yml` signs the image; `None` writes
+    /// the NextApp's `spec.security.signature` commented out.
+    pub github_repo: Option<String>,
+}
+
+/// The keyless identity `knext-image.yml` signs with, on `main` of `github_repo` (`owner/repo`), as a
+/// `subjectRegExp`: case-insensitive, because GitHub's names are and the certificate spells them as
+/// GitHub stores them, which package.json need not match.
+pub fn workflow_identity_regexp(github_repo: &str) -> String {
+    let escaped = regex::escape(github_repo);
+    format!("(?i)^https://github\\.com/{escaped}/\\.github/workflows/knext-image\\.yml@refs/heads/main$")
 }
 
 /// One file of the scaffold.
@@ -160,6 +171,18 @@ pub fn check(opts: &ScaffoldOptions) -> Result<(), Vec<String>> {
             errors.push(format!("{flag}: {e}"));
         }
     }
+    if let Some(repo) = &opts.github_repo {
+        let ok = repo.split_once('/').is_some_and(|(owner, name)| {
+            let part =
+                |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            part(owner) && part(name)
+        });
+        if !ok {
+            errors.push(format!(
+                "--github-repo {repo:?}: want OWNER/REPO, as in github.com/OWNER/REPO"
+            ));
+        }
+    }
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
@@ -174,6 +197,8 @@ pub fn scaffold(opts: &ScaffoldOptions) -> Result<Vec<ScaffoldFile>, Vec<String>
         image_repo => &opts.image_repo,
         knext_image => &opts.knext_image,
         node_image => &opts.node_image,
+        signer => opts.github_repo.as_deref(),
+        signer_regexp => opts.github_repo.as_deref().map(workflow_identity_regexp),
     };
     let mut files = Vec::new();
     for (path, source) in TEMPLATES {
@@ -222,6 +247,7 @@ mod tests {
             image_repo: "ghcr.io/acme/shop".into(),
             knext_image: "ghcr.io/kn-next/knext@sha256:f07fb9b075ad50940fa58ad126c57a93f66221edd548b3dcb3e133247c8f661d".into(),
             node_image: node_image(DEFAULT_NODE_VERSION).unwrap().into(),
+            github_repo: Some("Acme/shop".into()),
         }
     }
 
@@ -279,6 +305,24 @@ mod tests {
         assert!(!before.is_empty(), "the placeholder digest must not validate");
         let filled = yaml.replace(&"0".repeat(64), &"ab".repeat(32));
         assert_eq!(check(&filled), Vec::<String>::new());
+        // It requires the workflow's signature, and renders the ClusterImagePolicy for it.
+        assert!(yaml.contains("  security:\n    signature:\n"), "{yaml}");
+        assert!(
+            yaml.contains(r"subjectRegExp: '(?i)^https://github\.com/Acme/shop/\.github/workflows/knext-image\.yml@refs/heads/main$'"),
+            "{yaml}"
+        );
+        // Without a GitHub repository the block is there, commented out, and the app still validates.
+        let unsigned = scaffold(&ScaffoldOptions {
+            github_repo: None,
+            ..opts()
+        })
+        .unwrap();
+        let yaml = file(&unsigned, "nextapp.yaml");
+        assert!(yaml.contains("  # security:\n  #   signature:\n"), "{yaml}");
+        assert_eq!(
+            check(&yaml.replace(&"0".repeat(64), &"ab".repeat(32))),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -289,6 +333,7 @@ mod tests {
             image_repo: "ghcr.io/acme/shop:latest".into(),
             knext_image: "ghcr.io/kn-next/knext:latest".into(),
             node_image: "node:22".into(),
+            github_repo: Some("acme/shop/extra".into()),
         };
         let errors = scaffold(&bad).unwrap_err();
         for flag in [
@@ -297,6 +342,7 @@ mod tests {
             "--image-repo",
             "--knext-image",
             "--node-image",
+            "--github-repo",
         ] {
             assert!(
                 errors.iter().any(|e| e.starts_with(flag)),
