@@ -188,7 +188,8 @@ fn copy_checkout(to: &Path) {
     for file in ["Cargo.toml", "Cargo.lock", "build.rs", "rust-toolchain.toml"] {
         std::fs::copy(Path::new(ROOT).join(file), to.join(file)).unwrap();
     }
-    for dir in ["src", "benches", "templates", "generated"] {
+    // scripts/: the image pipeline's scripts, which `knext scaffold` embeds.
+    for dir in ["src", "benches", "templates", "generated", "scripts"] {
         copy_dir(&Path::new(ROOT).join(dir), &to.join(dir));
     }
     // The examples without the user crate (its own build is the test above).
