@@ -5,14 +5,16 @@
 #
 #   knext's image (KNEXT_OCI, or scripts/operator-image.sh) and a stand-in Node.js base
 #   (scripts/standin-node.sh) pushed to a loopback docker-registry → the app's sources copied, `knext
-#   scaffold` run on them (the lines it prints for the app's own next.config.js must be there) →
-#   hadolint, and every ARG *_IMAGE default pinned by digest → buildah bud with NODE_IMAGE and
-#   KNEXT_IMAGE pointing at the loopback digests → push, and the same digest copied into the OCI
-#   layout OUT_DIR/image/oci:app → the image config (user 1000:1000, entrypoint, cmd) → /knext is
-#   knext's static binary, no shell and no package manager → unpacked and run as uid 1000 on a
+#   scaffold` run on them (it must find the app's own next.config.js complete) → hadolint, and every
+#   ARG *_IMAGE default pinned by digest → the image workflow's build and push: buildah bud (NODE_IMAGE
+#   and KNEXT_IMAGE pointing at the loopback digests) and push into the OCI layout
+#   OUT_DIR/image/oci:app, skopeo copy to the registry, the same digest → the image config (user
+#   1000:1000, entrypoint, cmd) → /knext is knext's static binary, no shell and no package manager →
+#   unpacked and run as uid 1000 on a
 #   read-only root with only the emptyDirs of `knext render`'s Knative Service writable: GET / through
-#   knext serve, an unauthenticated invalidation refused, SIGTERM and exit 0 → syft sees both knext's
-#   crates and the app's npm packages → [vulnerability gate, signing: NOT RUN, said plainly].
+#   knext serve, an unauthenticated invalidation refused, SIGTERM and exit 0 → the workflow's SBOM
+#   steps with the app's .knext/ scripts (knext's crates and the app's npm packages listed), the SBOM
+#   attached as a referrer → [vulnerability gate, signing: NOT RUN, said plainly].
 #
 # The official Node.js images cannot be pulled here: the base is a stand-in with the same user and
 # paths, built from this machine's node and npm. What differs from a real build is that base only.
@@ -138,19 +140,21 @@ while read -r _ base _ alias; do
 done < <(grep -iE '^FROM ' "$app/Dockerfile")
 printf '%s\n' "${image_args[@]}"
 
-say "buildah bud (vfs storage, chroot isolation) with NODE_IMAGE and KNEXT_IMAGE on loopback"
-"${B[@]}" bud --isolation chroot --tls-verify=false \
+say "buildah bud and push into an OCI layout, then skopeo to the registry: the image workflow's build and push"
+# As knext-image.yml's build job (vfs storage, chroot isolation, layer timestamps zeroed, pushed into
+# the OCI layout the later jobs use), with NODE_IMAGE and KNEXT_IMAGE on loopback ...
+"${B[@]}" bud --isolation chroot --tls-verify=false --timestamp 0 \
   --build-arg "NODE_IMAGE=$node_image" --build-arg "KNEXT_IMAGE=$knext_image" \
   -f "$app/Dockerfile" -t localhost/rehearsal/app "$app" >"$out/bud.log" 2>&1 \
   || { tail -n 40 "$out/bud.log" >&2; fail "buildah bud failed (the whole log: $out/bud.log)"; }
-"${B[@]}" push --quiet --tls-verify=false --digestfile "$out/app.digest" localhost/rehearsal/app "docker://$app_repo:rehearsal"
-app_digest="$(cat "$out/app.digest")"
-[[ "$app_digest" =~ ^sha256:[0-9a-f]{64}$ ]] || fail "buildah push wrote no digest: $app_digest"
 mkdir -p "$out/image"
-skopeo copy --quiet --src-tls-verify=false "docker://$app_repo@$app_digest" "oci:$out/image/oci:app"
-in_layout="$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "app") | .digest' "$out/image/oci/index.json")"
-[[ "$in_layout" == "$app_digest" ]] || fail "the OCI layout holds $in_layout, the registry $app_digest"
-echo "app: $app_repo@$app_digest, and $out/image/oci:app"
+"${B[@]}" push --quiet localhost/rehearsal/app "oci:$out/image/oci:app"
+app_digest="$(jq -r '.manifests[0].digest' "$out/image/oci/index.json")"
+[[ "$app_digest" =~ ^sha256:[0-9a-f]{64}$ ]] || fail "buildah push wrote no image into $out/image/oci"
+# ... and as its push job: skopeo copies the layout to the registry, and the pushed digest is the built one.
+skopeo copy --quiet --dest-tls-verify=false --digestfile "$out/app.digest" "oci:$out/image/oci:app" "docker://$app_repo:rehearsal"
+[[ "$(cat "$out/app.digest")" == "$app_digest" ]] || fail "pushed $(cat "$out/app.digest"), built $app_digest"
+echo "app: $out/image/oci:app = $app_repo@$app_digest"
 
 say "the image config: user 1000:1000, entrypoint /knext serve --, cmd node server.js"
 config="$(skopeo inspect --tls-verify=false --config "docker://$app_repo@$app_digest")"
