@@ -375,3 +375,87 @@ fn resource_of(path: &str) -> (String, String, bool) {
         _ => panic!("not a resource path: {path}"),
     }
 }
+
+/// An app the existing operator created (it carries the finalizer) is deleted: the operator deletes its
+/// Redis keys (a real redis-server on loopback, another app's keys beside them), says so in an event and
+/// removes the finalizer, on condition of the version it read.
+#[cfg(feature = "serve")]
+#[test]
+fn deleting_an_app_with_the_finalizer_removes_its_redis_keys_and_the_finalizer() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let redis = support::serve::Redis::start();
+    for key in [
+        "shop:cache:/a",
+        "shop:tag:posts",
+        "shopfront:cache:/a",
+        "other:x",
+        "shop",
+    ] {
+        let _: () = redis.cmd(&["SET", key, "1"]);
+    }
+    for i in 0..1200 {
+        let _: () = redis.cmd(&["SET", &format!("shop:cache:/p/{i}"), "1"]);
+    }
+    let app = serde_json::json!({
+        "apiVersion": "apps.kn-next.dev/v1alpha1", "kind": "NextApp",
+        "metadata": {"name": "shop", "namespace": "web", "uid": "00000000-0000-4000-8000-00000000beef",
+                     "generation": 3, "resourceVersion": "42",
+                     "deletionTimestamp": "2026-12-01T10:00:00Z",
+                     "finalizers": ["apps.kn-next.dev/external-cleanup"]},
+        "spec": {"image": format!("registry.example.com/web/shop@sha256:{}", "a".repeat(64)),
+                 "cache": {"provider": "redis", "url": redis.url(), "keyPrefix": "shop"}},
+    });
+    let api = FakeApiServer::start_listing(vec![app]);
+    let dir = tempfile::tempdir().unwrap();
+    let child = operator(
+        &kubeconfig(dir.path(), &api.url()),
+        &[
+            &format!("--metrics-addr=127.0.0.1:{}", free_port()),
+            &format!("--health-addr=127.0.0.1:{}", free_port()),
+        ],
+    );
+    let nextapp = "/apis/apps.kn-next.dev/v1alpha1/namespaces/web/nextapps/shop";
+    let patched = || {
+        api.seen()
+            .into_iter()
+            .find(|s| s.method == "PATCH" && path(s) == nextapp)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while patched().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), Signal::SIGTERM).unwrap();
+    let (code, err, _) = finish(child, Duration::from_secs(25));
+    assert_eq!(code, Some(0), "{err}");
+    let patch = patched().unwrap_or_else(|| panic!("the finalizer was not removed: {err}"));
+    let patch: serde_json::Value = serde_json::from_str(&patch.body).unwrap();
+    assert_eq!(
+        patch,
+        serde_json::json!({"metadata": {"finalizers": [], "resourceVersion": "42"}})
+    );
+    assert_eq!(
+        redis.keys("*"),
+        ["other:x", "shop", "shopfront:cache:/a"],
+        "only the deleted app's keys go"
+    );
+    let seen = api.seen();
+    let events: Vec<serde_json::Value> = seen
+        .iter()
+        .filter(|s| s.method == "POST" && path(s) == "/apis/events.k8s.io/v1/namespaces/web/events")
+        .map(|s| serde_json::from_str(&s.body).unwrap())
+        .collect();
+    let cleaned = events
+        .iter()
+        .find(|e| e["reason"] == "CleanedUp")
+        .unwrap_or_else(|| panic!("no CleanedUp event: {events:#?}"));
+    assert_eq!(cleaned["type"], "Normal");
+    assert!(cleaned["note"].as_str().unwrap().contains("1202"), "{cleaned}");
+    // Nothing is applied for an app being deleted.
+    assert!(
+        !seen
+            .iter()
+            .any(|s| s.method == "PATCH" && s.target.contains("fieldManager")),
+        "{seen:#?}"
+    );
+}

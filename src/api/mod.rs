@@ -167,6 +167,11 @@ pub mod operator {
     pub const FLAG_SIGNATURE_REQUIRE_SBOM: &str = "signature-require-sbom-attestation";
     /// Name of the leader-election Lease in the operator's namespace.
     pub const LEASE: &str = "knext-operator-leader";
+    /// The optional Secret whose files are the credentials of the finalizer's cleanup (Redis
+    /// `redis-username`/`redis-password`, object-store keys): mounted at [`CLEANUP_DIR`].
+    pub const CLEANUP_SECRET: &str = "knext-operator-cleanup";
+    /// Where the operator reads [`CLEANUP_SECRET`]'s files.
+    pub const CLEANUP_DIR: &str = "/var/run/secrets/knext/cleanup";
     /// Env var carrying the pod name (the leader-election identity).
     pub const ENV_POD_NAME: &str = "KNEXT_POD_NAME";
     /// Env var carrying the pod namespace (where the Lease lives).

@@ -19,9 +19,11 @@
 //!   a reconcile re-applied meanwhile is left alone. This is what removes the policy of a deleted
 //!   NextApp: without a finalizer, a deletion triggers no reconcile.
 //!
-//! TODO(issue 13): with the `apps.kn-next.dev/external-cleanup` finalizer, the deletion of a NextApp
-//! deletes its policy before the NextApp goes (call [`delete_owned`] from the finalizer's cleanup);
-//! the sweep then only catches what was deleted while the operator was not running.
+//! A NextApp that carries the `apps.kn-next.dev/external-cleanup` finalizer (it has Redis keys or
+//! objects to delete, [`super::finalizer`]) has its policy deleted by the finalizer's cleanup before it
+//! goes; the policy of any other deleted NextApp goes at the next sweep. The finalizer is not added
+//! for the policy alone: an app without external state stays deletable while no operator runs, and a
+//! lingering policy only demands signatures.
 
 use std::time::Duration;
 

@@ -33,7 +33,7 @@ use crate::render::Manifest;
 use crate::render::app::{network_policy_name, service_account_name};
 
 /// One of the children a NextApp renders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Child {
     /// The Knative Service `<app>`.
     KnativeService,
@@ -73,6 +73,16 @@ impl Child {
             Self::KnativeService => "Service",
             Self::ServiceAccount => "ServiceAccount",
             Self::NetworkPolicy => "NetworkPolicy",
+        }
+    }
+
+    /// Where the child comes in the applies: the ServiceAccount before the Knative Service whose pods
+    /// name it (render order stays the GitOps output's).
+    pub fn apply_rank(self) -> u8 {
+        match self {
+            Self::ServiceAccount => 0,
+            Self::KnativeService => 1,
+            Self::NetworkPolicy => 2,
         }
     }
 

@@ -40,10 +40,11 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
+use super::finalizer::{self, Cleaner};
 use super::image_policy::{self, Outcome};
 use super::metrics::Metrics;
 use super::ownership::{self, Child, Holders, Prune};
-use super::status::{self, KnativeStatus, Observed};
+use super::status::{self, KnativeStatus, Observed, Pinned};
 use crate::api::{self, NextApp, NextAppStatus, reasons, sigstore};
 use crate::policy::{self, Report, Severity};
 use crate::render::{self, Manifest, RenderOptions};
@@ -54,6 +55,10 @@ pub const CONTROLLER: &str = "knext-operator";
 pub const BACKOFF_START: Duration = Duration::from_secs(5);
 /// Longest delay after API errors.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Warning event reason of a pass that failed (an API call or serialization); retried with backoff.
+pub const REASON_RECONCILE_FAILED: &str = "ReconcileFailed";
+/// Normal event reason of a pass that changed what was applied.
+pub const REASON_RECONCILED: &str = "Reconciled";
 /// The Events API's limit on a note.
 const MAX_NOTE: usize = 1024;
 /// Longest an event may take to publish before the pass goes on without it (the client's own read
@@ -96,6 +101,10 @@ pub struct Context {
     pub event_timeout: Duration,
     /// The cluster-wide default of `spec.security.signature` (`--signature-*`), for apps without one.
     pub default_signature: Option<crate::api::SignatureSpec>,
+    /// The external cleanup run when a NextApp with the finalizer is deleted ([`finalizer`]).
+    pub cleaner: Cleaner,
+    /// How long that cleanup may take ([`finalizer::CLEANUP_BOUND`]; tests shorten it).
+    pub cleanup_bound: Duration,
     /// Consecutive API errors per object, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -114,6 +123,8 @@ impl Context {
             now: Timestamp::now,
             event_timeout: EVENT_TIMEOUT,
             default_signature: None,
+            cleaner: finalizer::default_cleaner(),
+            cleanup_bound: finalizer::CLEANUP_BOUND,
             failures: Mutex::default(),
         }
     }
@@ -178,6 +189,17 @@ pub async fn reconcile(app: Arc<NextApp>, ctx: Arc<Context>) -> Result<Action, E
     ctx.metrics.start(&key);
     let started = Instant::now();
     let result = reconcile_app(&app, &ctx).await;
+    if let Err(error) = &result {
+        // What the pass could not write, in `kubectl describe` (the log has it too).
+        warn_event(
+            &ctx,
+            &app,
+            REASON_RECONCILE_FAILED,
+            "Reconcile",
+            &error.to_string(),
+        )
+        .await;
+    }
     let requeue = matches!(result, Ok((_, true)));
     ctx.metrics
         .finish(&key, result.is_ok(), started.elapsed(), requeue);
@@ -215,8 +237,12 @@ pub fn backoff(attempt: u32) -> Duration {
 /// The stages; returns the action and whether a timed requeue is pending.
 async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), Error> {
     if app.metadata.deletion_timestamp.is_some() {
-        // Owner references let the garbage collector remove the children.
+        // Owner references let the garbage collector remove the children; the finalizer's cleanup
+        // removes what lies outside the cluster.
         ctx.metrics.forget(&key(app));
+        if finalizer::has(app) {
+            finalize(ctx, app).await?;
+        }
         return Ok((Action::await_change(), false));
     }
     let namespace = app
@@ -235,6 +261,20 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
         .as_deref()
         .ok_or(Error::MissingField("metadata.uid"))?;
     let now = (ctx.now)();
+
+    // 0. the finalizer, exactly on apps with state outside the cluster (before validation: an app
+    // whose spec became invalid may still have keys and objects to delete)
+    let wants_finalizer = finalizer::wants(&app.spec);
+    if wants_finalizer != finalizer::has(app) {
+        let verb = if wants_finalizer {
+            "add the finalizer to"
+        } else {
+            "remove the finalizer from"
+        };
+        finalizer::set(&ctx.client, app, wants_finalizer)
+            .await
+            .map_err(api_error(verb, "NextApp", namespace, name))?;
+    }
 
     // 1. validate
     let valid = match policy::validate(app) {
@@ -272,7 +312,7 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
     }
 
     // 3. inspect
-    let holders = inspect(ctx, namespace, name, uid).await?;
+    let (holders, versions) = inspect(ctx, namespace, name, uid).await?;
     let rendered: Vec<Child> = manifests.iter().filter_map(Child::of).collect();
     let plan = ownership::plan(name, namespace, &rendered, &holders);
 
@@ -283,10 +323,14 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
         knative_withheld: plan.knative_withheld.clone(),
         ..Observed::default()
     };
-    for m in manifests
+    // The ServiceAccount first: the Knative Service's pods name it.
+    let mut applying: Vec<(&Manifest, Child)> = manifests
         .iter()
-        .filter(|m| Child::of(m).is_some_and(|c| plan.applies(c)))
-    {
+        .filter_map(|m| Child::of(m).filter(|c| plan.applies(*c)).map(|c| (m, c)))
+        .collect();
+    applying.sort_by_key(|(_, c)| c.apply_rank());
+    let mut changed: Vec<String> = Vec::new();
+    for (m, child) in applying {
         let body = m.to_json().map_err(|source| Error::Serialize {
             kind: m.kind(),
             name: m.name().to_owned(),
@@ -302,6 +346,9 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
                     &knative_service_resource(),
                 );
                 let live = api.patch(m.name(), &params, &patch).await.map_err(apply_err)?;
+                note_change(&mut changed, &versions, child, &live.metadata, || {
+                    format!(" (image {})", valid.spec().image)
+                });
                 observed.knative_generation = live.metadata.generation;
                 observed.knative = live
                     .data
@@ -309,16 +356,18 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
                     .and_then(|s| serde_json::from_value::<KnativeStatus>(s.clone()).ok());
             }
             Manifest::ServiceAccount(_) => {
-                Api::<ServiceAccount>::namespaced(ctx.client.clone(), namespace)
+                let live = Api::<ServiceAccount>::namespaced(ctx.client.clone(), namespace)
                     .patch(m.name(), &params, &patch)
                     .await
                     .map_err(apply_err)?;
+                note_change(&mut changed, &versions, child, &live.metadata, String::new);
             }
             Manifest::NetworkPolicy(_) => {
-                Api::<NetworkPolicy>::namespaced(ctx.client.clone(), namespace)
+                let live = Api::<NetworkPolicy>::namespaced(ctx.client.clone(), namespace)
                     .patch(m.name(), &params, &patch)
                     .await
                     .map_err(apply_err)?;
+                note_change(&mut changed, &versions, child, &live.metadata, String::new);
             }
             Manifest::ClusterImagePolicy(_) => {}
         }
@@ -341,7 +390,12 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
     )
     .await?
     {
-        Outcome::Nothing | Outcome::Applied | Outcome::Deleted => {}
+        Outcome::Nothing => {}
+        Outcome::Applied => {}
+        Outcome::Deleted => changed.push(format!(
+            "deleted ClusterImagePolicy {}",
+            render::image_policy::cluster_image_policy_name(namespace, name)
+        )),
         Outcome::NotInstalled => {
             signature_retry = Some(image_policy::RETRY);
             if !generation_observed(app) {
@@ -381,7 +435,19 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
     {
         observed.revision_active = revision_active(ctx, namespace, &revision).await;
     }
+    if let Some(pinned) = valid
+        .spec()
+        .traffic
+        .as_ref()
+        .and_then(|t| t.revision_name.as_deref())
+    {
+        observed.pinned = revision_exists(ctx, namespace, pinned).await;
+    }
     let verdict = status::applied(app, &observed, now);
+    for (reason, note) in &verdict.transitions {
+        tracing::warn!(nextapp = %key(app), reason, %note);
+        warn_event(ctx, app, reason, "Reconcile", note).await;
+    }
     for conflict in plan
         .conflicts
         .iter()
@@ -393,6 +459,11 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
     }
     for left in observed.left_in_place.iter().filter(|m| !reported(app, m)) {
         warn_event(ctx, app, reasons::NOT_OWNED, "Delete", left).await;
+    }
+    if !changed.is_empty() {
+        let note = format!("Applied {}", changed.join(", "));
+        tracing::info!(nextapp = %key(app), %note);
+        event(ctx, app, EventType::Normal, REASON_RECONCILED, "Apply", &note).await;
     }
     write_status(ctx, app, verdict.status).await?;
     let requeue = match (verdict.requeue, signature_retry) {
@@ -416,9 +487,10 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
 /// they never see the objects that matter here (another owner's, or unlabelled ones), and kube-runtime
 /// exposes no store for `owns` without its unstable features. Checking after a forced apply would be
 /// too late: the apply would already have taken the fields over.
-async fn inspect(ctx: &Context, namespace: &str, app: &str, uid: &str) -> Result<Holders, Error> {
+async fn inspect(ctx: &Context, namespace: &str, app: &str, uid: &str) -> Result<(Holders, Versions), Error> {
     let any = GetParams::any();
     let mut holders = Holders::absent();
+    let mut versions = Versions::new();
     for child in Child::ALL {
         let name = child.name(app);
         let meta = match child {
@@ -441,13 +513,103 @@ async fn inspect(ctx: &Context, namespace: &str, app: &str, uid: &str) -> Result
         }
         .map_err(api_error("get", child.kind(), namespace, &name))?;
         let holder = ownership::classify(meta.as_ref(), app, uid);
+        versions.insert(child, meta.as_ref().and_then(|m| m.resource_version.clone()));
         match child {
             Child::KnativeService => holders.knative_service = holder,
             Child::ServiceAccount => holders.service_account = holder,
             Child::NetworkPolicy => holders.network_policy = holder,
         }
     }
-    Ok(holders)
+    Ok((holders, versions))
+}
+
+/// The `resourceVersion` of each child's name as inspected (`None`: absent).
+type Versions = HashMap<Child, Option<String>>;
+
+/// Notes `child` as changed when the apply returned another `resourceVersion` than inspected (a
+/// server-side apply that changes nothing keeps it), with `detail` after its description.
+fn note_change(
+    changed: &mut Vec<String>,
+    versions: &Versions,
+    child: Child,
+    live: &kube::api::ObjectMeta,
+    detail: impl FnOnce() -> String,
+) {
+    let before = versions.get(&child).cloned().flatten();
+    if before.is_none() || before != live.resource_version {
+        changed.push(format!(
+            "{} {}{}",
+            child.describe(),
+            live.name.as_deref().unwrap_or_default(),
+            detail()
+        ));
+    }
+}
+
+/// Runs the finalizer's cleanup of a NextApp being deleted (bounded by
+/// [`finalizer::CLEANUP_BOUND`]): its Redis keys and objects through `ctx.cleaner`, then its
+/// ClusterImagePolicy; a Warning event per failure, a Normal one naming what went; then the finalizer
+/// is removed whatever happened (a failed removal fails the pass, which is retried).
+async fn finalize(ctx: &Context, app: &NextApp) -> Result<(), Error> {
+    let namespace = app
+        .metadata
+        .namespace
+        .as_deref()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = app
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(Error::MissingField("metadata.name"))?;
+    let uid = app.metadata.uid.as_deref().unwrap_or_default();
+    let cleanup = async {
+        let mut results = (ctx.cleaner)(name.to_owned(), app.spec.clone()).await;
+        match image_policy::reconcile(&ctx.client, namespace, name, uid, None, true).await {
+            Ok(Outcome::Deleted) => results.push(Ok(format!(
+                "deleted ClusterImagePolicy {}",
+                render::image_policy::cluster_image_policy_name(namespace, name)
+            ))),
+            Ok(_) => {}
+            Err(e) => results.push(Err(e.to_string())),
+        }
+        results
+    };
+    let results = match tokio::time::timeout(ctx.cleanup_bound, cleanup).await {
+        Ok(results) => results,
+        Err(_) => vec![Err(format!(
+            "the cleanup did not finish within {:?}; what it had not deleted yet remains",
+            ctx.cleanup_bound
+        ))],
+    };
+    let mut done = Vec::new();
+    for result in results {
+        match result {
+            Ok(summary) => done.push(summary),
+            Err(message) => {
+                tracing::warn!(nextapp = %key(app), %message, "cleanup failed; removing the finalizer anyway");
+                warn_event(ctx, app, finalizer::CLEANUP_FAILED, "Delete", &message).await;
+            }
+        }
+    }
+    if !done.is_empty() {
+        let note = done.join("; ");
+        tracing::info!(nextapp = %key(app), %note, "cleaned up");
+        event(
+            ctx,
+            app,
+            EventType::Normal,
+            finalizer::CLEANED_UP,
+            "Delete",
+            &note,
+        )
+        .await;
+    }
+    finalizer::set(&ctx.client, app, false).await.map_err(api_error(
+        "remove the finalizer from",
+        "NextApp",
+        namespace,
+        name,
+    ))
 }
 
 /// Deletes the app's NetworkPolicy on condition that it is still the object `uid` (a policy replaced
@@ -532,6 +694,21 @@ async fn revision_active(ctx: &Context, namespace: &str, revision: &str) -> Opti
     }
 }
 
+/// Whether Revision `revision` exists; a failed GET is [`Pinned::Unknown`] (the previous verdict
+/// stands).
+async fn revision_exists(ctx: &Context, namespace: &str, revision: &str) -> Pinned {
+    let api =
+        Api::<DynamicObject>::namespaced_with(ctx.client.clone(), namespace, &knative_revision_resource());
+    match api.get_metadata_opt(revision).await {
+        Ok(Some(_)) => Pinned::Found,
+        Ok(None) => Pinned::NotFound,
+        Err(e) => {
+            tracing::debug!(namespace, revision, error = %e, "cannot look up the pinned revision");
+            Pinned::Unknown
+        }
+    }
+}
+
 /// Server-side applies `status` on the status subresource, unless it equals the live status.
 async fn write_status(ctx: &Context, app: &NextApp, status: NextAppStatus) -> Result<(), Error> {
     if app.status.as_ref() == Some(&status) {
@@ -555,9 +732,14 @@ async fn write_status(ctx: &Context, app: &NextApp, status: NextAppStatus) -> Re
     Ok(())
 }
 
-/// Publishes a Warning event about `app`; a failure is logged, never returned, and the wait is bounded
-/// by `ctx.event_timeout`.
+/// Publishes a Warning event about `app` ([`event`]).
 async fn warn_event(ctx: &Context, app: &NextApp, reason: &str, action: &str, message: &str) {
+    event(ctx, app, EventType::Warning, reason, action, message).await;
+}
+
+/// Publishes an event about `app`; a failure is logged, never returned, and the wait is bounded by
+/// `ctx.event_timeout`.
+async fn event(ctx: &Context, app: &NextApp, type_: EventType, reason: &str, action: &str, message: &str) {
     let mut note = message.to_owned();
     if note.len() > MAX_NOTE {
         let mut end = MAX_NOTE - 3;
@@ -568,7 +750,7 @@ async fn warn_event(ctx: &Context, app: &NextApp, reason: &str, action: &str, me
         note.push('…');
     }
     let event = Event {
-        type_: EventType::Warning,
+        type_,
         reason: reason.into(),
         note: Some(note),
         action: action.into(),

@@ -36,6 +36,13 @@ pub const INGRESS_STALL: Duration = Duration::from_secs(120);
 pub const NOT_READY_REQUEUE: Duration = Duration::from_secs(30);
 /// Requeue interval while an ownership conflict lasts.
 pub const CONFLICT_REQUEUE: Duration = Duration::from_secs(60);
+/// How long a pinned Revision may be missing while the routes are not ready before the app is
+/// `PinnedRevisionNotFound`.
+pub const PIN_STALL: Duration = Duration::from_secs(120);
+/// Requeue interval while the pinned Revision is missing (also while the Service is still Ready).
+pub const PIN_REQUEUE: Duration = Duration::from_secs(30);
+/// Requeue interval after the image-prewarm DaemonSet could not be applied or deleted.
+pub const IMAGE_CACHE_RETRY: Duration = Duration::from_secs(120);
 /// Longest condition message written (the API server's limit is 32768 bytes).
 const MAX_MESSAGE: usize = 4096;
 
@@ -47,6 +54,13 @@ pub mod types {
     pub const DEGRADED: &str = "Degraded";
     /// A rollout is in progress.
     pub const RECONCILING: &str = "Reconciling";
+    /// `spec.database.secretRef` is set: which Secret provides `DATABASE_URL` (absent otherwise).
+    pub const DATABASE_READY: &str = "DatabaseReady";
+    /// Whether `spec.revalidation` asks for something knext does not provision (always present).
+    pub const REVALIDATION_DEFERRED: &str = "RevalidationDeferred";
+    /// `scaling.imagePrewarm`: how many nodes hold the app image (absent when the option is off).
+    /// Never affects `Ready` or `Degraded`.
+    pub const IMAGE_CACHE_READY: &str = "ImageCacheReady";
 }
 
 /// Reasons knext sets itself (Knative's reasons are carried through as they are).
@@ -63,6 +77,31 @@ pub mod reason {
     pub const ROLLING_OUT: &str = "RolloutInProgress";
     /// The last pass applied everything.
     pub const RECONCILED: &str = "ReconcileSuccess";
+    /// `traffic.revisionName` names a Revision that has not existed for two minutes while the routes
+    /// are not ready (takes precedence over [`INGRESS_NOT_PROGRAMMED`]).
+    pub const PINNED_REVISION_NOT_FOUND: &str = "PinnedRevisionNotFound";
+    /// `DatabaseReady=True`: the Secret is referenced by the Knative Service.
+    pub const BOUND: &str = "Bound";
+    /// `RevalidationDeferred=True`: `revalidation.queue: kafka` provisions no consumer.
+    pub const CONSUMER_NOT_PROVISIONED: &str = "ConsumerNotProvisioned";
+    /// `RevalidationDeferred=True`: `revalidation.provisionKafkaSource: true` has no effect.
+    pub const PROVISION_KAFKA_SOURCE_INERT: &str = "ProvisionKafkaSourceInert";
+    /// `RevalidationDeferred=False`.
+    pub const NOT_DEFERRED: &str = "NotDeferred";
+    /// `ImageCacheReady=True`: every scheduled node runs the prewarm pod.
+    pub const CACHED: &str = "Cached";
+    /// `ImageCacheReady=False`: some nodes are still pulling.
+    pub const PULLING: &str = "Pulling";
+    /// `ImageCacheReady=False`: the DaemonSet could not be applied.
+    pub const RECONCILE_FAILED: &str = "ReconcileFailed";
+    /// `ImageCacheReady=False`: the DaemonSet of a switched-off prewarm could not be deleted.
+    pub const CLEANUP_FAILED: &str = "CleanupFailed";
+}
+
+/// Warning event reasons of transitions (published when the status changes to them, not every pass).
+pub mod event {
+    /// `ImageCacheReady` became `ReconcileFailed` or `CleanupFailed`.
+    pub const IMAGE_PREWARM_FAILED: &str = "ImagePrewarmFailed";
 }
 
 /// The part of a Knative Service's status the operator reads.
@@ -143,6 +182,41 @@ pub struct Observed {
     pub knative_withheld: Option<String>,
     /// Objects the prune left in place because this NextApp does not control them, one message each.
     pub left_in_place: Vec<String>,
+    /// Whether the Revision `traffic.revisionName` pins exists.
+    pub pinned: Pinned,
+    /// The image-prewarm DaemonSet (`scaling.imagePrewarm`); `None` when off and nothing to report.
+    pub image_cache: Option<ImageCache>,
+}
+
+/// The Revision `traffic.revisionName` pins, as a GET found it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Pinned {
+    /// No pin, or not looked up.
+    #[default]
+    NotPinned,
+    /// The Revision exists.
+    Found,
+    /// The API server answered 404.
+    NotFound,
+    /// The GET failed: the previous verdict stands.
+    Unknown,
+}
+
+/// What the operator saw of the image-prewarm DaemonSet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageCache {
+    /// Applied; its status as the API server returned it.
+    Applied {
+        /// `status.desiredNumberScheduled`.
+        desired: i32,
+        /// min(`updatedNumberScheduled`, `numberReady`) when the status describes the applied
+        /// generation, else 0.
+        ready: i32,
+    },
+    /// The apply failed (the message says why).
+    ApplyFailed(String),
+    /// The option is off and the leftover DaemonSet could not be deleted.
+    CleanupFailed(String),
 }
 
 /// The computed status and when to look again.
@@ -152,6 +226,8 @@ pub struct Verdict {
     pub status: NextAppStatus,
     /// Requeue after this long (the Knative Service is not Ready); `None`: wait for a change.
     pub requeue: Option<Duration>,
+    /// Warning events of transitions (reason, note): published once, when the status changes to them.
+    pub transitions: Vec<(&'static str, String)>,
 }
 
 /// The status after a successful pass (everything applied that could be).
@@ -169,10 +245,13 @@ pub fn applied(app: &NextApp, observed: &Observed, now: Timestamp) -> Verdict {
     });
     let ready = current.and_then(|k| k.condition("Ready"));
     let ready_status = ready.map_or("Unknown", |c| c.status.as_str());
-    let stalled = current.and_then(|k| ingress_stall(k, now));
+    let pin = pinned_stall(app, &previous, observed.pinned, current, now);
+    let stalled = pin
+        .clone()
+        .or_else(|| current.and_then(|k| ingress_stall(k, now)));
 
-    let (ready_reason, ready_message) = if let Some(stall) = &stalled {
-        (reason::INGRESS_NOT_PROGRAMMED.to_owned(), stall.clone())
+    let (ready_reason, ready_message) = if let Some((stall_reason, stall, _)) = &stalled {
+        ((*stall_reason).to_owned(), stall.clone())
     } else if ready_status == "True" {
         (
             reason_or(ready.and_then(|c| c.reason.as_deref()), reason::READY),
@@ -200,7 +279,7 @@ pub fn applied(app: &NextApp, observed: &Observed, now: Timestamp) -> Verdict {
     let failed = ready_status == "False";
     let rolling_out = ready_status == "Unknown";
 
-    let mut conditions = Vec::with_capacity(3);
+    let mut conditions = Vec::with_capacity(6);
     let mut set = |type_: &str, status: &str, reason: String, message: String| {
         conditions.push(condition(
             &previous, generation, now, type_, status, reason, message,
@@ -258,6 +337,33 @@ pub fn applied(app: &NextApp, observed: &Observed, now: Timestamp) -> Verdict {
         );
     }
 
+    conditions.extend(spec_conditions(app, &previous, now));
+    let image_cache = image_cache_condition(app, &previous, observed.image_cache.as_ref(), now);
+    let mut transitions = Vec::new();
+    if let Some((stall_reason, message, elapsed)) = &stalled
+        && previous_reason(&previous, types::READY) != Some(*stall_reason)
+    {
+        transitions.push((*stall_reason, format!("{message} (stalled for {elapsed})")));
+    }
+    for c in conditions.iter().chain(&image_cache) {
+        let changed = previous_reason(&previous, &c.type_) != Some(c.reason.as_str());
+        let event = match c.reason.as_str() {
+            reason::PROVISION_KAFKA_SOURCE_INERT => Some(reason::PROVISION_KAFKA_SOURCE_INERT),
+            reason::RECONCILE_FAILED | reason::CLEANUP_FAILED => Some(event::IMAGE_PREWARM_FAILED),
+            _ => None,
+        };
+        if let Some(event) = event
+            && changed
+        {
+            transitions.push((event, c.message.clone()));
+        }
+    }
+    let image_cache_retry = matches!(
+        observed.image_cache,
+        Some(ImageCache::ApplyFailed(_) | ImageCache::CleanupFailed(_))
+    );
+    conditions.extend(image_cache);
+
     let observed_revision = knative.and_then(|k| k.latest_ready_revision_name.clone());
     let new_revision_ready = ready_status == "True"
         && observed_revision.is_some()
@@ -296,11 +402,183 @@ pub fn applied(app: &NextApp, observed: &Observed, now: Timestamp) -> Verdict {
     let requeue = [
         (ready_status != "True").then_some(NOT_READY_REQUEUE),
         (!observed.conflicts.is_empty()).then_some(CONFLICT_REQUEUE),
+        (observed.pinned == Pinned::NotFound).then_some(PIN_REQUEUE),
+        image_cache_retry.then_some(IMAGE_CACHE_RETRY),
     ];
     Verdict {
         status,
         requeue: requeue.into_iter().flatten().min(),
+        transitions,
     }
+}
+
+fn previous_reason<'a>(previous: &'a NextAppStatus, type_: &str) -> Option<&'a str> {
+    previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.reason.as_str())
+}
+
+/// `PinnedRevisionNotFound` (reason, message, elapsed) when `traffic.revisionName` names a Revision
+/// that is missing while the routes have not been ready for [`PIN_STALL`] (from Knative's own
+/// `lastTransitionTime`, so no memory is needed); a failed lookup keeps the previous verdict.
+fn pinned_stall(
+    app: &NextApp,
+    previous: &NextAppStatus,
+    pinned: Pinned,
+    knative: Option<&KnativeStatus>,
+    now: Timestamp,
+) -> Option<(&'static str, String, String)> {
+    let revision = app
+        .spec
+        .traffic
+        .as_ref()
+        .and_then(|t| t.revision_name.as_deref())?;
+    let missing = match pinned {
+        Pinned::NotFound => true,
+        Pinned::Unknown => previous_reason(previous, types::READY) == Some(reason::PINNED_REVISION_NOT_FOUND),
+        Pinned::NotPinned | Pinned::Found => false,
+    };
+    if !missing {
+        return None;
+    }
+    let c = knative?
+        .condition("RoutesReady")
+        .or_else(|| knative?.condition("Ready"))?;
+    if c.status == "True" {
+        return None;
+    }
+    let since: Timestamp = c.last_transition_time.as_deref()?.parse().ok()?;
+    let stalled = now.duration_since(since);
+    if stalled < SignedDuration::try_from(PIN_STALL).ok()? {
+        return None;
+    }
+    let namespace = app.metadata.namespace.as_deref().unwrap_or_default();
+    let name = app.metadata.name.as_deref().unwrap_or_default();
+    Some((
+        reason::PINNED_REVISION_NOT_FOUND,
+        format!(
+            "spec.traffic.revisionName pins Revision \"{revision}\", which does not exist, and the \
+             routes have not been ready for over 2 minutes: list the app's revisions with `kubectl get \
+             revisions -n {namespace} -l serving.knative.dev/service={name}` and pin one of them, or \
+             remove spec.traffic to serve the latest ready revision"
+        ),
+        elapsed(stalled),
+    ))
+}
+
+/// `1h2m3s`, `2m0s`: whole seconds, as Go prints durations.
+fn elapsed(d: SignedDuration) -> String {
+    let s = d.as_secs().max(0);
+    let (h, m, s) = (s / 3600, s % 3600 / 60, s % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// `DatabaseReady` (when `database.secretRef` is set) and `RevalidationDeferred` (always): what the
+/// spec asks of the operator beyond the Knative Service, said in the status.
+fn spec_conditions(app: &NextApp, previous: &NextAppStatus, now: Timestamp) -> Vec<Condition> {
+    let generation = app.metadata.generation;
+    let mut out = Vec::with_capacity(2);
+    let mut set = |type_: &str, status: &str, reason: &str, message: String| {
+        out.push(condition(
+            previous,
+            generation,
+            now,
+            type_,
+            status,
+            reason.to_owned(),
+            message,
+        ));
+    };
+    if let Some(db) = &app.spec.database
+        && let Some(rw) = &db.secret_ref
+    {
+        let key = |r: &crate::api::DatabaseSecretRef, default: &str| {
+            r.key.clone().unwrap_or_else(|| default.to_owned())
+        };
+        let mut message = format!(
+            "DATABASE_URL comes from key \"{}\" of Secret \"{}\"",
+            key(rw, "DATABASE_URL"),
+            rw.name
+        );
+        if let Some(ro) = &db.ro_secret_ref {
+            message.push_str(&format!(
+                ", DATABASE_URL_RO from key \"{}\" of Secret \"{}\"",
+                key(ro, "DATABASE_URL_RO"),
+                ro.name
+            ));
+        }
+        set(types::DATABASE_READY, "True", reason::BOUND, message);
+    }
+    let kafka = app.spec.revalidation.as_ref().filter(|r| r.queue.is_some());
+    match kafka {
+        Some(r) if r.provision_kafka_source == Some(true) => set(
+            types::REVALIDATION_DEFERRED,
+            "True",
+            reason::PROVISION_KAFKA_SOURCE_INERT,
+            "revalidation.provisionKafkaSource is ignored: knext provisions no KafkaSource and no \
+             consumer, so revalidation messages on Kafka reach nobody; the app gets KAFKA_BROKER_URL \
+             and KAFKA_REVALIDATION_TOPIC, and cache invalidation through knext serve's authenticated \
+             endpoint works fleet-wide"
+                .into(),
+        ),
+        Some(_) => set(
+            types::REVALIDATION_DEFERRED,
+            "True",
+            reason::CONSUMER_NOT_PROVISIONED,
+            "revalidation.queue is kafka, but knext provisions no consumer: revalidation messages on \
+             Kafka reach nobody; the app gets KAFKA_BROKER_URL and KAFKA_REVALIDATION_TOPIC, and cache \
+             invalidation through knext serve's authenticated endpoint works fleet-wide"
+                .into(),
+        ),
+        None => set(
+            types::REVALIDATION_DEFERRED,
+            "False",
+            reason::NOT_DEFERRED,
+            "Kafka revalidation not deferred".into(),
+        ),
+    }
+    out
+}
+
+/// `ImageCacheReady` from the prewarm DaemonSet; `None` (the condition is removed) when the option is
+/// off and nothing failed.
+fn image_cache_condition(
+    app: &NextApp,
+    previous: &NextAppStatus,
+    cache: Option<&ImageCache>,
+    now: Timestamp,
+) -> Option<Condition> {
+    let (status, reason, message) = match cache? {
+        ImageCache::Applied { desired, ready } if *desired > 0 && ready >= desired => (
+            "True",
+            reason::CACHED,
+            format!("The app image is cached on all {desired} node(s) the DaemonSet runs on"),
+        ),
+        ImageCache::Applied { desired, ready } => (
+            "False",
+            reason::PULLING,
+            format!("{ready}/{desired} node(s) hold the app image"),
+        ),
+        ImageCache::ApplyFailed(e) => ("False", reason::RECONCILE_FAILED, e.clone()),
+        ImageCache::CleanupFailed(e) => ("False", reason::CLEANUP_FAILED, e.clone()),
+    };
+    Some(condition(
+        previous,
+        app.metadata.generation,
+        now,
+        types::IMAGE_CACHE_READY,
+        status,
+        reason.to_owned(),
+        message,
+    ))
 }
 
 /// The status when the Knative Service was withheld by an ownership conflict: `Ready=False`,
@@ -335,6 +613,8 @@ fn withheld_knative(app: &NextApp, observed: &Observed, withheld: &str, now: Tim
             ),
         ),
     ];
+    let mut conditions = conditions;
+    conditions.extend(extra_conditions(&previous));
     Verdict {
         status: NextAppStatus {
             conditions,
@@ -342,7 +622,18 @@ fn withheld_knative(app: &NextApp, observed: &Observed, withheld: &str, now: Tim
             ..previous
         },
         requeue: Some(CONFLICT_REQUEUE),
+        transitions: Vec::new(),
     }
+}
+
+/// The conditions beyond Ready, Degraded and Reconciling, as they were: a pass that applied nothing
+/// (invalid spec, withheld Knative Service) changes none of them.
+fn extra_conditions(previous: &NextAppStatus) -> impl Iterator<Item = Condition> + '_ {
+    previous
+        .conditions
+        .iter()
+        .filter(|c| ![types::READY, types::DEGRADED, types::RECONCILING].contains(&c.type_.as_str()))
+        .cloned()
 }
 
 /// `a; b; …` over both lists.
@@ -389,6 +680,8 @@ pub fn rejected(app: &NextApp, reason: &str, message: &str, now: Timestamp) -> N
             "Nothing was applied: fix the spec".into(),
         ),
     ];
+    let mut conditions = conditions;
+    conditions.extend(extra_conditions(&previous));
     NextAppStatus {
         conditions,
         observed_generation: generation,
@@ -410,7 +703,7 @@ pub fn rejection_reason(report: &crate::policy::Report) -> &'static str {
 }
 
 /// The stall message when routes have been `IngressNotConfigured` for [`INGRESS_STALL`] or longer.
-fn ingress_stall(knative: &KnativeStatus, now: Timestamp) -> Option<String> {
+fn ingress_stall(knative: &KnativeStatus, now: Timestamp) -> Option<(&'static str, String, String)> {
     let c = knative
         .condition("RoutesReady")
         .or_else(|| knative.condition("Ready"))?;
@@ -420,10 +713,14 @@ fn ingress_stall(knative: &KnativeStatus, now: Timestamp) -> Option<String> {
     let since: Timestamp = c.last_transition_time.as_deref()?.parse().ok()?;
     let stalled = now.duration_since(since);
     (stalled >= SignedDuration::try_from(INGRESS_STALL).ok()?).then(|| {
-        "Knative has not programmed the ingress for this Service for over 2 minutes \
-         (IngressNotConfigured): check that a networking layer is installed and that the \
-         config-network ConfigMap in knative-serving names its ingress-class"
-            .to_owned()
+        (
+            reason::INGRESS_NOT_PROGRAMMED,
+            "Knative has not programmed the ingress for this Service for over 2 minutes \
+             (IngressNotConfigured): check that a networking layer is installed and that the \
+             config-network ConfigMap in knative-serving names its ingress-class"
+                .to_owned(),
+            elapsed(stalled),
+        )
     })
 }
 
@@ -721,7 +1018,16 @@ mod tests {
         assert_eq!(cond(&s, "Ready").status, "False");
         assert_eq!(cond(&s, "Degraded").status, "True");
         assert_eq!(cond(&s, "Degraded").message, "spec.image: tag-only");
-        assert!(s.conditions.iter().all(|c| c.observed_generation == Some(4)));
+        for type_ in ["Ready", "Degraded", "Reconciling"] {
+            assert_eq!(cond(&s, type_).observed_generation, Some(4), "{type_}");
+        }
+        // Nothing was applied: the other conditions still describe what was, at its generation.
+        let before = a.status.as_ref().unwrap();
+        assert_eq!(
+            cond(&s, "RevalidationDeferred"),
+            cond(before, "RevalidationDeferred")
+        );
+        assert_eq!(cond(&s, "RevalidationDeferred").observed_generation, Some(3));
         assert_eq!(s.url.as_deref(), Some("https://shop.web.example.com"));
         assert_eq!(s.observed_generation, Some(4));
     }
@@ -790,7 +1096,10 @@ mod tests {
             "ServiceAccount web/shop-sa …; Knative Service web/shop not applied"
         );
         assert_eq!(cond(s, "Reconciling").status, "False");
-        assert!(s.conditions.iter().all(|c| c.observed_generation == Some(4)));
+        for type_ in ["Ready", "Degraded", "Reconciling"] {
+            assert_eq!(cond(s, type_).observed_generation, Some(4), "{type_}");
+        }
+        assert_eq!(cond(s, "RevalidationDeferred").observed_generation, Some(3));
         assert_eq!(s.observed_generation, Some(4));
         assert_eq!(s.url.as_deref(), Some("https://shop.web.example.com"));
         assert_eq!(s.observed_revision.as_deref(), Some("shop-00002"));
@@ -840,5 +1149,255 @@ mod tests {
         let long = "é".repeat(5000);
         let t = truncate(&long);
         assert!(t.len() <= MAX_MESSAGE + 3 && t.ends_with('…'));
+    }
+
+    fn pinned_app() -> NextApp {
+        let mut a = app();
+        a.spec.traffic = Some(crate::api::TrafficSpec {
+            revision_name: Some("shop-00001".into()),
+            canary_percent: None,
+        });
+        a
+    }
+
+    fn routes_failing(since: &str) -> KnativeStatus {
+        let mut k = knative("False", Some("RevisionMissing"), since);
+        k.observed_generation = None;
+        k
+    }
+
+    #[test]
+    fn a_missing_pinned_revision_is_named_after_two_minutes_and_wins_over_the_ingress_stall() {
+        let observed = Observed {
+            knative: Some(routes_failing("2026-11-29T10:00:00Z")),
+            pinned: Pinned::NotFound,
+            ..Observed::default()
+        };
+        // Before two minutes: Knative's own reason, and a requeue to look again.
+        let early = applied(&pinned_app(), &observed, t("2026-11-29T10:01:59Z"));
+        assert_eq!(cond(&early.status, "Ready").reason, "RevisionMissing");
+        assert!(early.transitions.is_empty());
+        assert_eq!(early.requeue, Some(PIN_REQUEUE));
+        let late = applied(&pinned_app(), &observed, t("2026-11-29T10:02:13Z"));
+        let ready = cond(&late.status, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", reason::PINNED_REVISION_NOT_FOUND)
+        );
+        assert!(
+            ready.message.contains("Revision \"shop-00001\""),
+            "{}",
+            ready.message
+        );
+        assert!(
+            ready
+                .message
+                .contains("kubectl get revisions -n web -l serving.knative.dev/service=shop"),
+            "{}",
+            ready.message
+        );
+        assert_eq!(cond(&late.status, "Degraded").status, "True");
+        assert_eq!(
+            cond(&late.status, "Degraded").reason,
+            reason::PINNED_REVISION_NOT_FOUND
+        );
+        // One Warning event on the transition, with the elapsed time; the message itself is static.
+        assert_eq!(late.transitions.len(), 1);
+        assert_eq!(late.transitions[0].0, reason::PINNED_REVISION_NOT_FOUND);
+        assert!(
+            late.transitions[0].1.ends_with("(stalled for 2m13s)"),
+            "{:?}",
+            late.transitions
+        );
+        // An ingress stall as well: the pin wins.
+        let both = Observed {
+            knative: Some(knative(
+                "Unknown",
+                Some("IngressNotConfigured"),
+                "2026-11-29T10:00:00Z",
+            )),
+            pinned: Pinned::NotFound,
+            ..Observed::default()
+        };
+        let v = applied(&pinned_app(), &both, t("2026-11-29T10:05:00Z"));
+        assert_eq!(cond(&v.status, "Ready").reason, reason::PINNED_REVISION_NOT_FOUND);
+        // The next pass from that status: no second event.
+        let mut a = pinned_app();
+        a.status = Some(late.status.clone());
+        let again = applied(&a, &observed, t("2026-11-29T10:03:00Z"));
+        assert!(again.transitions.is_empty());
+        assert_eq!(again.status, late.status, "a steady stall writes nothing");
+        // A failed lookup keeps the verdict; a found revision ends it.
+        let unknown = Observed {
+            pinned: Pinned::Unknown,
+            ..observed.clone()
+        };
+        assert_eq!(
+            cond(&applied(&a, &unknown, t("2026-11-29T10:04:00Z")).status, "Ready").reason,
+            reason::PINNED_REVISION_NOT_FOUND
+        );
+        let found = Observed {
+            pinned: Pinned::Found,
+            ..observed
+        };
+        assert_eq!(
+            cond(&applied(&a, &found, t("2026-11-29T10:04:00Z")).status, "Ready").reason,
+            "RevisionMissing"
+        );
+    }
+
+    #[test]
+    fn a_missing_pinned_revision_while_the_service_is_ready_only_requeues() {
+        let observed = Observed {
+            knative: Some(knative("True", None, "2026-11-29T09:00:00Z")),
+            pinned: Pinned::NotFound,
+            ..Observed::default()
+        };
+        let v = applied(&pinned_app(), &observed, t("2026-11-29T10:00:00Z"));
+        assert_eq!(cond(&v.status, "Ready").status, "True");
+        assert_eq!(v.requeue, Some(PIN_REQUEUE));
+    }
+
+    #[test]
+    fn the_ingress_stall_is_a_transition_event_once() {
+        let observed = Observed {
+            knative: Some(knative(
+                "Unknown",
+                Some("IngressNotConfigured"),
+                "2026-11-29T10:00:00Z",
+            )),
+            ..Observed::default()
+        };
+        let v = applied(&app(), &observed, t("2026-11-29T11:02:03Z"));
+        assert_eq!(
+            v.transitions,
+            [(
+                reason::INGRESS_NOT_PROGRAMMED,
+                format!("{} (stalled for 1h2m3s)", cond(&v.status, "Ready").message)
+            )]
+        );
+        let mut a = app();
+        a.status = Some(v.status);
+        assert!(
+            applied(&a, &observed, t("2026-11-29T11:05:00Z"))
+                .transitions
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn database_ready_names_the_secret_and_goes_with_the_field() {
+        let mut a = app();
+        a.spec.database = Some(crate::api::DatabaseSpec {
+            secret_ref: Some(crate::api::DatabaseSecretRef {
+                name: "shop-db".into(),
+                key: None,
+            }),
+            ro_secret_ref: Some(crate::api::DatabaseSecretRef {
+                name: "shop-db-ro".into(),
+                key: Some("url".into()),
+            }),
+        });
+        let v = applied(&a, &Observed::default(), t("2026-11-29T10:00:00Z"));
+        let db = cond(&v.status, "DatabaseReady");
+        assert_eq!((db.status.as_str(), db.reason.as_str()), ("True", "Bound"));
+        assert_eq!(
+            db.message,
+            "DATABASE_URL comes from key \"DATABASE_URL\" of Secret \"shop-db\", DATABASE_URL_RO from key \
+             \"url\" of Secret \"shop-db-ro\""
+        );
+        a.status = Some(v.status);
+        a.spec.database = None;
+        let v = applied(&a, &Observed::default(), t("2026-11-29T10:01:00Z"));
+        assert!(v.status.conditions.iter().all(|c| c.type_ != "DatabaseReady"));
+        assert_eq!(v.status.database_secret_name, None);
+    }
+
+    #[test]
+    fn revalidation_deferred_says_what_kafka_settings_do_not_do() {
+        let v = applied(&app(), &Observed::default(), t("2026-11-29T10:00:00Z"));
+        let c = cond(&v.status, "RevalidationDeferred");
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "NotDeferred"));
+        assert!(v.transitions.is_empty());
+        let mut a = app();
+        a.spec.revalidation = Some(crate::api::RevalidationSpec {
+            queue: Some(crate::api::RevalidationQueue::Kafka),
+            kafka_broker_url: Some("kafka:9092".into()),
+            provision_kafka_source: None,
+        });
+        let v = applied(&a, &Observed::default(), t("2026-11-29T10:00:00Z"));
+        let c = cond(&v.status, "RevalidationDeferred");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "ConsumerNotProvisioned")
+        );
+        assert!(v.transitions.is_empty(), "a condition, not an event");
+        if let Some(r) = a.spec.revalidation.as_mut() {
+            r.provision_kafka_source = Some(true);
+        }
+        a.status = Some(v.status);
+        let v = applied(&a, &Observed::default(), t("2026-11-29T10:01:00Z"));
+        let c = cond(&v.status, "RevalidationDeferred");
+        assert_eq!(c.reason, "ProvisionKafkaSourceInert");
+        assert_eq!(v.transitions.len(), 1);
+        assert_eq!(v.transitions[0].0, "ProvisionKafkaSourceInert");
+        a.status = Some(v.status);
+        assert!(
+            applied(&a, &Observed::default(), t("2026-11-29T10:02:00Z"))
+                .transitions
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn image_cache_ready_reports_coverage_and_failures_without_touching_ready() {
+        let ready = knative("True", None, "2026-11-29T09:00:00Z");
+        let at = |cache: Option<ImageCache>| {
+            applied(
+                &app(),
+                &Observed {
+                    knative: Some(ready.clone()),
+                    image_cache: cache,
+                    ..Observed::default()
+                },
+                t("2026-11-29T10:00:00Z"),
+            )
+        };
+        let cached = at(Some(ImageCache::Applied { desired: 3, ready: 3 }));
+        let c = cond(&cached.status, "ImageCacheReady");
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "Cached"));
+        assert_eq!(cached.requeue, None);
+        let pulling = at(Some(ImageCache::Applied { desired: 3, ready: 1 }));
+        let c = cond(&pulling.status, "ImageCacheReady");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+            ("False", "Pulling", "1/3 node(s) hold the app image")
+        );
+        let none_scheduled = at(Some(ImageCache::Applied { desired: 0, ready: 0 }));
+        assert_eq!(cond(&none_scheduled.status, "ImageCacheReady").reason, "Pulling");
+        let failed = at(Some(ImageCache::ApplyFailed(
+            "apply DaemonSet web/shop-imgcache: forbidden".into(),
+        )));
+        let c = cond(&failed.status, "ImageCacheReady");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "ReconcileFailed")
+        );
+        assert_eq!(failed.requeue, Some(IMAGE_CACHE_RETRY));
+        assert_eq!(failed.transitions.len(), 1);
+        assert_eq!(failed.transitions[0].0, event::IMAGE_PREWARM_FAILED);
+        let cleanup = at(Some(ImageCache::CleanupFailed("delete: forbidden".into())));
+        assert_eq!(cond(&cleanup.status, "ImageCacheReady").reason, "CleanupFailed");
+        for v in [&cached, &pulling, &failed, &cleanup] {
+            assert_eq!(cond(&v.status, "Ready").status, "True");
+            assert_eq!(cond(&v.status, "Degraded").status, "False");
+        }
+        assert!(
+            at(None)
+                .status
+                .conditions
+                .iter()
+                .all(|c| c.type_ != "ImageCacheReady")
+        );
     }
 }

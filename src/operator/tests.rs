@@ -139,7 +139,25 @@ fn found(uid: &str, labels: Value, controller_uid: Option<&str>) -> Value {
                                "uid": other, "controller": true}]),
         None => json!([]),
     };
-    json!({"uid": uid, "labels": labels, "ownerReferences": owners})
+    json!({"uid": uid, "labels": labels, "ownerReferences": owners, "resourceVersion": RV})
+}
+
+/// The `resourceVersion` of every child the mock holds or applies: an apply answered with the one
+/// inspected changed nothing.
+const RV: &str = "100";
+
+/// Expects the Normal event `Reconciled` naming what a pass changed; returns its note.
+async fn expect_reconciled(handle: &mut Handle) -> String {
+    let (event, send) = expect(
+        handle,
+        Method::POST,
+        "/apis/events.k8s.io/v1/namespaces/web/events?",
+    )
+    .await;
+    assert_eq!(event["type"], "Normal");
+    assert_eq!(event["reason"], "Reconciled");
+    reply(send, StatusCode::CREATED, &event);
+    event["note"].as_str().unwrap().to_owned()
 }
 
 /// Expects the metadata-only GETs of the three child names, in render order, and answers each with
@@ -174,7 +192,13 @@ async fn expect_namespaced_applies(
     ksvc_status: Value,
     withheld: &[&str],
 ) -> Vec<Value> {
-    let want = rendered(app);
+    let mut want = rendered(app);
+    // The ServiceAccount first: the Knative Service's pods name it.
+    want.sort_by_key(|o| match o["kind"].as_str() {
+        Some("ServiceAccount") => 0,
+        Some("Service") => 1,
+        _ => 2,
+    });
     let mut got = Vec::new();
     for object in want.iter().filter(|o| {
         let kind = o["kind"].as_str().unwrap();
@@ -194,6 +218,7 @@ async fn expect_namespaced_applies(
         assert_eq!(owner["kind"], "NextApp");
         let mut live = body.clone();
         live["metadata"]["generation"] = json!(1);
+        live["metadata"]["resourceVersion"] = json!(RV);
         if body["kind"] == "Service" && !ksvc_status.is_null() {
             live["status"] = ksvc_status.clone();
         }
@@ -269,6 +294,16 @@ async fn expect_policy_apply(handle: &mut Handle, policy: &Value) -> Value {
     assert_eq!(body["metadata"]["annotations"]["apps.kn-next.dev/owner-uid"], UID);
     reply(send, StatusCode::OK, &body);
     body
+}
+
+/// Inspections of an app whose children exist and are its own: `None` entries of `holders` become
+/// objects this NextApp controls (with [`RV`], so applying them again changes nothing).
+fn steady(holders: [Option<Value>; 3]) -> [Option<Value>; 3] {
+    let mut i = 0;
+    holders.map(|h| {
+        i += 1;
+        h.or_else(|| Some(found(&format!("child-uid-{i}"), knext_labels(), Some(UID))))
+    })
 }
 
 /// Expects the inspections (every name free) and the server-side applies of a valid app.
@@ -398,6 +433,7 @@ async fn a_new_app_is_applied_with_owner_references_and_requeued_until_ready() {
     let expected = a.clone();
     let (result, _) = run(a, |mut h| async move {
         expect_applies(&mut h, &expected, Value::Null).await;
+        expect_reconciled(&mut h).await;
         let status = expect_status(&mut h).await;
         let ready = condition(&status, "Ready");
         assert_eq!(
@@ -426,6 +462,7 @@ async fn a_ready_knative_service_makes_the_app_ready_with_its_url() {
     let (result, ctx) = run(a, |mut h| async move {
         expect_applies(&mut h, &expected, ready_ksvc()).await;
         expect_revision(&mut h, "False").await;
+        expect_reconciled(&mut h).await;
         let status = expect_status(&mut h).await;
         assert_eq!(condition(&status, "Ready")["status"], "True");
         assert_eq!(condition(&status, "Degraded")["status"], "False");
@@ -458,7 +495,9 @@ async fn an_unchanged_status_is_not_written_again() {
     a.status = Some(status::applied(&a, &observed, now()).status);
     let expected = a.clone();
     let (result, _) = run(a, |mut h| async move {
-        expect_applies(&mut h, &expected, ready_ksvc()).await;
+        // Applying the same objects changes nothing: no status write, no event.
+        expect_inspections(&mut h, steady([None, None, None])).await;
+        expect_applies_except(&mut h, &expected, ready_ksvc(), &[]).await;
         expect_revision(&mut h, "True").await;
         h
     })
@@ -555,6 +594,7 @@ async fn network_policy_false_deletes_the_apps_own_policy_by_name_with_a_uid_pre
             StatusCode::OK,
             &json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
         );
+        expect_reconciled(&mut h).await;
         let status = expect_status(&mut h).await;
         assert_eq!(condition(&status, "Degraded")["reason"], "AsExpected");
         h
@@ -580,6 +620,8 @@ async fn a_policy_replaced_since_the_inspection_is_not_deleted_and_the_pass_is_r
                 "message": "Precondition failed: UID in precondition: np-uid-1, UID in object meta: np-uid-2",
             }),
         );
+        let event = expect_event(&mut h).await;
+        assert_eq!(event["reason"], "ReconcileFailed");
         h
     })
     .await;
@@ -632,6 +674,7 @@ async fn network_policy_false_leaves_a_policy_the_app_does_not_control_and_says_
                     ),
                     "{note}"
                 );
+                expect_reconciled(&mut h).await;
                 let status = expect_status(&mut h).await;
                 let degraded = condition(&status, "Degraded");
                 assert_eq!(
@@ -651,7 +694,7 @@ async fn network_policy_false_leaves_a_policy_the_app_does_not_control_and_says_
         let again = with_status(a, &written);
         let expected = again.clone();
         let (result, _) = run_in(ctx, handle, again, |mut h| async move {
-            expect_inspections(&mut h, [None, None, Some(np)]).await;
+            expect_inspections(&mut h, steady([None, None, Some(np)])).await;
             expect_applies_except(&mut h, &expected, Value::Null, &[]).await;
             h
         })
@@ -682,6 +725,7 @@ async fn a_service_account_of_another_owner_is_not_applied_nor_the_knative_servi
                 "ServiceAccount web/shop-sa is controlled by apps/v1 Deployment billing (uid d-uid), not by \
                  this NextApp; knext applies nothing to it"
             );
+            expect_reconciled(&mut h).await;
             let status = expect_status(&mut h).await;
             let ready = condition(&status, "Ready");
             assert_eq!(
@@ -719,7 +763,7 @@ async fn a_service_account_of_another_owner_is_not_applied_nor_the_knative_servi
     let again = with_status(a, &written);
     let expected = again.clone();
     let (result, _) = run_in(ctx, handle, again, |mut h| async move {
-        expect_inspections(&mut h, [None, Some(sa), None]).await;
+        expect_inspections(&mut h, steady([None, Some(sa), None])).await;
         expect_applies_except(&mut h, &expected, Value::Null, &["Service", "ServiceAccount"]).await;
         h
     })
@@ -748,6 +792,7 @@ async fn a_knative_service_of_another_owner_is_not_applied_nor_the_policy_that_w
             ),
             "{note}"
         );
+        expect_reconciled(&mut h).await;
         let status = expect_status(&mut h).await;
         let ready = condition(&status, "Ready");
         assert_eq!(
@@ -783,6 +828,7 @@ async fn a_network_policy_of_another_owner_is_not_applied_while_the_app_rolls_ou
         expect_revision(&mut h, "True").await;
         let event = expect_event(&mut h).await;
         assert_eq!(event["reason"], "OwnershipConflict");
+        expect_reconciled(&mut h).await;
         let status = expect_status(&mut h).await;
         // The Knative Service serves the latest spec: Ready says so; Degraded names the conflict.
         assert_eq!(condition(&status, "Ready")["status"], "True");
@@ -843,6 +889,7 @@ async fn validator_warnings_are_published_once_per_generation() {
                 "spec.env.NODE_ENV: NODE_ENV is set by knext from the spec; this entry is ignored"
             );
             expect_applies(&mut h, &expected, Value::Null).await;
+            expect_reconciled(&mut h).await;
             let status = expect_status(&mut h).await;
             assert_eq!(status["observedGeneration"], 2);
             *written.lock().unwrap() = status;
@@ -856,7 +903,8 @@ async fn validator_warnings_are_published_once_per_generation() {
     let again = with_status(a, &written);
     let expected = again.clone();
     let (result, handle) = run_in(ctx.clone(), handle, again.clone(), |mut h| async move {
-        expect_applies(&mut h, &expected, Value::Null).await;
+        expect_inspections(&mut h, steady([None, None, None])).await;
+        expect_applies_except(&mut h, &expected, Value::Null, &[]).await;
         h
     })
     .await;
@@ -882,7 +930,8 @@ async fn validator_warnings_are_published_once_per_generation() {
             (Some("EnvVarIgnored"), Some(2))
         );
         reply(send, StatusCode::OK, &event);
-        expect_applies(&mut h, &expected, Value::Null).await;
+        expect_inspections(&mut h, steady([None, None, None])).await;
+        expect_applies_except(&mut h, &expected, Value::Null, &[]).await;
         expect_status(&mut h).await;
         h
     })
@@ -905,7 +954,8 @@ async fn a_timeout_that_cuts_the_drain_short_is_a_warning_event_and_the_app_stil
         );
         assert!(note.contains("at most 10 s instead of 25 s"), "{note}");
         let applied = expect_applies(&mut h, &expected, Value::Null).await;
-        let env = &applied[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+        let ksvc = applied.iter().find(|o| o["kind"] == "Service").unwrap();
+        let env = &ksvc["spec"]["template"]["spec"]["containers"][0]["env"];
         let cap = env
             .as_array()
             .unwrap()
@@ -913,6 +963,7 @@ async fn a_timeout_that_cuts_the_drain_short_is_a_warning_event_and_the_app_stil
             .find(|e| e["name"] == "KNEXT_SHUTDOWN_GRACE_MS")
             .unwrap();
         assert_eq!(cap["value"], "10000");
+        expect_reconciled(&mut h).await;
         expect_status(&mut h).await;
         h
     })
@@ -940,6 +991,7 @@ async fn an_event_that_cannot_be_published_does_not_fail_the_pass() {
             }),
         );
         expect_applies(&mut h, &expected, Value::Null).await;
+        expect_reconciled(&mut h).await;
         expect_status(&mut h).await;
         h
     })
@@ -965,6 +1017,7 @@ async fn an_event_the_api_server_does_not_answer_holds_the_pass_for_the_event_ti
         )
         .await;
         expect_applies(&mut h, &expected, Value::Null).await;
+        expect_reconciled(&mut h).await;
         expect_status(&mut h).await;
         h
     })
@@ -982,10 +1035,21 @@ async fn an_api_error_fails_the_pass_and_backs_off_exponentially() {
     let a = app(json!({}));
     let (result, ctx) = run(a.clone(), |mut h| async move {
         expect_inspections(&mut h, [None, None, None]).await;
+        // The ServiceAccount first, then the Knative Service that names it.
+        let (sa, send) = expect(&mut h, Method::PATCH, &format!("{SA_URL}{SSA}")).await;
+        reply(send, StatusCode::OK, &sa);
         let (_, send) = expect(&mut h, Method::PATCH, &format!("{KSVC_URL}{SSA}")).await;
         reply(send, StatusCode::INTERNAL_SERVER_ERROR, &json!({
             "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500, "message": "etcd is sad",
         }));
+        let event = expect_event(&mut h).await;
+        assert_eq!(event["reason"], "ReconcileFailed");
+        assert_eq!(event["action"], "Reconcile");
+        assert!(
+            event["note"].as_str().unwrap().starts_with("apply Service web/shop: ") &&
+            event["note"].as_str().unwrap().contains("etcd is sad"),
+            "{event}"
+        );
         h
     })
     .await;
@@ -1055,6 +1119,7 @@ async fn a_signature_is_applied_as_a_cluster_image_policy_carrying_the_owner_uid
             policy["spec"]["authorities"][0]["attestations"][0]["predicateType"],
             "https://spdx.dev/Document"
         );
+        expect_reconciled(&mut h).await;
         let status = expect_status(&mut h).await;
         assert_eq!(condition(&status, "Degraded")["reason"], "AsExpected");
         h
@@ -1073,6 +1138,7 @@ async fn a_policy_labelled_for_the_app_is_adopted_and_another_one_is_a_conflict_
         expect_namespaced_applies(&mut h, &expected, Value::Null, &[]).await;
         expect_policy_list(&mut h, Some(policy_meta(policy_labels(), None))).await;
         expect_policy_apply(&mut h, &rendered_policy(&expected).unwrap()).await;
+        expect_reconciled(&mut h).await;
         expect_status(&mut h).await;
         h
     })
@@ -1097,6 +1163,7 @@ async fn a_policy_labelled_for_the_app_is_adopted_and_another_one_is_a_conflict_
                 ),
                 "{event}"
             );
+            expect_reconciled(&mut h).await;
             let status = expect_status(&mut h).await;
             let degraded = condition(&status, "Degraded");
             assert_eq!(
@@ -1113,7 +1180,7 @@ async fn a_policy_labelled_for_the_app_is_adopted_and_another_one_is_a_conflict_
     let again = with_status(a, &written);
     let expected = again.clone();
     let (result, _) = run_in(ctx, handle, again, |mut h| async move {
-        expect_inspections(&mut h, [None, None, None]).await;
+        expect_inspections(&mut h, steady([None, None, None])).await;
         expect_namespaced_applies(&mut h, &expected, Value::Null, &[]).await;
         expect_policy_list(&mut h, Some(policy_meta(json!({"team": "platform"}), None))).await;
         h
@@ -1142,6 +1209,7 @@ async fn clearing_the_signature_deletes_the_policy_this_nextapp_applied_with_pre
             StatusCode::OK,
             &json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
         );
+        expect_reconciled(&mut h).await;
         expect_status(&mut h).await;
         h
     })
@@ -1155,6 +1223,7 @@ async fn clearing_the_signature_deletes_the_policy_this_nextapp_applied_with_pre
             expect_inspections(&mut h, [None, None, None]).await;
             expect_namespaced_applies(&mut h, &expected, Value::Null, &[]).await;
             expect_policy_list(&mut h, Some(policy_meta(policy_labels(), owner))).await;
+            expect_reconciled(&mut h).await;
             expect_status(&mut h).await;
             h
         })
@@ -1186,6 +1255,7 @@ async fn without_policy_controller_a_signature_is_a_warning_once_and_a_slow_retr
                  installed; knext applies the ClusterImagePolicy once it is (it looks again every 300 s)"
             );
             expect_revision(&mut h, "True").await;
+            expect_reconciled(&mut h).await;
             let status = expect_status(&mut h).await;
             // The app itself is fine.
             assert_eq!(condition(&status, "Ready")["status"], "True");
@@ -1202,7 +1272,7 @@ async fn without_policy_controller_a_signature_is_a_warning_once_and_a_slow_retr
     let again = with_status(a, &written);
     let expected = again.clone();
     let (result, _) = run_in(ctx, handle, again, |mut h| async move {
-        expect_inspections(&mut h, [None, None, None]).await;
+        expect_inspections(&mut h, steady([None, None, None])).await;
         expect_namespaced_applies(&mut h, &expected, ready_ksvc(), &[]).await;
         let (_, _, send) = expect_request(&mut h, Method::GET, CIP_LIST_URL).await;
         not_found(send);
@@ -1245,6 +1315,7 @@ async fn the_cluster_wide_default_signature_is_applied_to_an_app_without_its_own
             applied["spec"]["authorities"][0]["keyless"]["identities"],
             json!([{"issuer": ISSUER, "subject": SUBJECT}])
         );
+        expect_reconciled(&mut h).await;
         expect_status(&mut h).await;
         h
     })
@@ -1472,4 +1543,218 @@ async fn leader_election_creates_takes_over_and_respects_a_live_holder() {
     assert!(!elector.try_acquire_or_renew(at).await.unwrap());
     elector.release(at).await.unwrap();
     verifier.await.unwrap();
+}
+
+const NEXTAPP_URL: &str = "/apis/apps.kn-next.dev/v1alpha1/namespaces/web/nextapps/shop?";
+const FINALIZER: &str = "apps.kn-next.dev/external-cleanup";
+
+/// Expects the merge patch of the NextApp's finalizers (at resourceVersion 7) and answers it.
+async fn expect_finalizers(handle: &mut Handle, finalizers: Value, status: StatusCode) {
+    let (request, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
+        .await
+        .expect("timed out waiting for the finalizer patch")
+        .expect("no request; expected the finalizer patch");
+    assert_eq!(request.method(), Method::PATCH);
+    assert_eq!(request.uri().to_string(), NEXTAPP_URL);
+    assert_eq!(
+        request.headers()[http::header::CONTENT_TYPE],
+        "application/merge-patch+json"
+    );
+    let bytes = request.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        body,
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": "7"}}),
+        "only the finalizers, on condition of the version read"
+    );
+    if status == StatusCode::OK {
+        reply(send, status, &serde_json::to_value(app(json!({}))).unwrap());
+    } else {
+        reply(
+            send,
+            status,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": status.as_u16(), "message": "the object has been modified"}),
+        );
+    }
+}
+
+fn with_redis() -> Value {
+    json!({"cache": {"provider": "redis", "url": "redis://cache.web:6379", "keyPrefix": "shop"}})
+}
+
+#[tokio::test]
+async fn an_app_with_external_state_gets_the_finalizer_first() {
+    let a = app(with_redis());
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        expect_finalizers(&mut h, json!([FINALIZER]), StatusCode::OK).await;
+        expect_applies(&mut h, &expected, Value::Null).await;
+        expect_reconciled(&mut h).await;
+        expect_status(&mut h).await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+}
+
+#[tokio::test]
+async fn a_finalizer_without_external_state_is_removed_and_others_stay() {
+    // The existing operator put its finalizer on every app.
+    let mut a = app(json!({"storage": {"provider": "local", "bucket": "assets"}}));
+    a.metadata.finalizers = Some(vec!["example.com/keep".into(), FINALIZER.into()]);
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        expect_finalizers(&mut h, json!(["example.com/keep"]), StatusCode::OK).await;
+        expect_applies(&mut h, &expected, Value::Null).await;
+        expect_reconciled(&mut h).await;
+        expect_status(&mut h).await;
+        h
+    })
+    .await;
+    assert!(result.is_ok());
+}
+
+#[tokio::test]
+async fn a_conflict_on_the_finalizer_fails_the_pass_with_an_event_and_applies_nothing() {
+    let a = app(json!({"storage": {"provider": "s3", "bucket": "assets"}}));
+    let (result, ctx) = run(a.clone(), |mut h| async move {
+        expect_finalizers(&mut h, json!([FINALIZER]), StatusCode::CONFLICT).await;
+        let (event, send) = expect(
+            &mut h,
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/web/events?",
+        )
+        .await;
+        assert_eq!(
+            (event["type"].as_str(), event["reason"].as_str()),
+            (Some("Warning"), Some("ReconcileFailed"))
+        );
+        assert!(
+            event["note"]
+                .as_str()
+                .unwrap()
+                .contains("add the finalizer to NextApp web/shop"),
+            "{event}"
+        );
+        reply(send, StatusCode::CREATED, &event);
+        h
+    })
+    .await;
+    let err = result.unwrap_err();
+    assert_eq!(
+        reconcile::error_policy(Arc::new(a), &err, ctx),
+        Action::requeue(reconcile::BACKOFF_START)
+    );
+}
+
+/// A cleaner that answers `results` and counts its calls.
+fn cleaner(
+    results: Vec<Result<String, String>>,
+    hang: bool,
+) -> (super::finalizer::Cleaner, Arc<std::sync::atomic::AtomicUsize>) {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = calls.clone();
+    let cleaner: super::finalizer::Cleaner = Arc::new(move |app, spec| {
+        assert_eq!(app, "shop");
+        assert!(spec.cache.is_some());
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let results = results.clone();
+        Box::pin(async move {
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            results
+        })
+    });
+    (cleaner, calls)
+}
+
+fn deleting(spec: Value, finalizers: &[&str]) -> NextApp {
+    let mut a = app(spec);
+    a.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now()));
+    a.metadata.finalizers = Some(finalizers.iter().map(|f| (*f).to_owned()).collect());
+    a
+}
+
+async fn run_with_cleaner<F>(
+    app: NextApp,
+    cleaner: super::finalizer::Cleaner,
+    scenario: impl FnOnce(Handle) -> F,
+) -> Result<Action, reconcile::Error>
+where
+    F: std::future::Future<Output = Handle> + Send + 'static,
+{
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let mut ctx = Context::new(client, Arc::new(Metrics::new()), Some("test-pod".into()));
+    ctx.now = now;
+    ctx.cleaner = cleaner;
+    ctx.cleanup_bound = Duration::from_millis(200);
+    run_in(Arc::new(ctx), handle, app, scenario).await.0
+}
+
+#[tokio::test]
+async fn deleting_an_app_cleans_up_reports_each_failure_and_removes_the_finalizer() {
+    let a = deleting(with_redis(), &[FINALIZER, "example.com/keep"]);
+    let (clean, calls) = cleaner(
+        vec![
+            Ok("deleted 3 Redis keys matching shop:*".into()),
+            Err("object store s3://assets: access denied".into()),
+        ],
+        false,
+    );
+    let result = run_with_cleaner(a, clean, |mut h| async move {
+        // The app's ClusterImagePolicy, if any.
+        expect_policy_list(&mut h, None).await;
+        let failed = expect_event(&mut h).await;
+        assert_eq!(failed["reason"], "CleanupFailed");
+        assert_eq!(failed["note"], "object store s3://assets: access denied");
+        let (done, send) = expect(
+            &mut h,
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/web/events?",
+        )
+        .await;
+        assert_eq!(
+            (done["type"].as_str(), done["reason"].as_str()),
+            (Some("Normal"), Some("CleanedUp"))
+        );
+        assert_eq!(done["note"], "deleted 3 Redis keys matching shop:*");
+        reply(send, StatusCode::CREATED, &done);
+        expect_finalizers(&mut h, json!(["example.com/keep"]), StatusCode::OK).await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::await_change());
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_cleanup_that_hangs_is_cut_at_the_bound_and_never_blocks_the_deletion() {
+    let a = deleting(with_redis(), &[FINALIZER]);
+    let (clean, _) = cleaner(vec![], true);
+    let result = run_with_cleaner(a, clean, |mut h| async move {
+        let failed = expect_event(&mut h).await;
+        assert_eq!(failed["reason"], "CleanupFailed");
+        assert!(
+            failed["note"]
+                .as_str()
+                .unwrap()
+                .contains("did not finish within 200ms"),
+            "{failed}"
+        );
+        expect_finalizers(&mut h, json!([]), StatusCode::OK).await;
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn an_app_deleted_without_the_finalizer_runs_no_cleanup() {
+    let a = deleting(with_redis(), &["example.com/keep"]);
+    let (clean, calls) = cleaner(vec![], false);
+    let result = run_with_cleaner(a, clean, |h| async move { h }).await;
+    assert_eq!(result.unwrap(), Action::await_change());
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
 }

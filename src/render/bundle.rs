@@ -27,9 +27,9 @@ use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapProjection, Container, ContainerPort, DownwardAPIProjection,
     DownwardAPIVolumeFile, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, Namespace, ObjectFieldSelector,
     PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecurityContext, Service, ServiceAccount,
-    ServiceAccountTokenProjection, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection,
-    WeightedPodAffinityTerm,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext,
+    Service, ServiceAccount, ServiceAccountTokenProjection, ServicePort, ServiceSpec, Volume, VolumeMount,
+    VolumeProjection, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec,
@@ -362,7 +362,7 @@ const APPLY: &[&str] = &["create", "get", "list", "patch", "watch"];
 const READ: &[&str] = &["get", "list", "watch"];
 
 /// Exactly what `knext operator` does, and nothing more: no Secrets, no `update`, no `get` or
-/// `delete` it does not make, no wildcards. The reconciler reads the metadata of each child's name
+/// `delete` it does not make, no wildcards. NextApps are patched only for the finalizer. The reconciler reads the metadata of each child's name
 /// (to apply nothing over an object another owner controls), server-side applies its children (which
 /// creates missing ones) and watches them; it deletes only NetworkPolicies (`security.networkPolicy:
 /// false`, by name, its own only; everything else goes with its owner through garbage collection); it
@@ -373,7 +373,9 @@ pub fn operator_rules() -> Vec<PolicyRule> {
     vec![
         rule("", &["serviceaccounts"], APPLY),
         // Watch NextApps (the startup check lists them too); write nothing but status.
-        rule(api::GROUP, &["nextapps"], &["list", "watch"]),
+        // Patch: the finalizer `apps.kn-next.dev/external-cleanup` (a merge patch of
+        // metadata.finalizers).
+        rule(api::GROUP, &["nextapps"], &["list", "patch", "watch"]),
         rule(api::GROUP, &["nextapps/status"], &["patch"]),
         // Owner references carry blockOwnerDeletion: true, which the OwnerReferencesPermissionEnforcement
         // admission plugin allows only with update on the owner's finalizers.
@@ -631,12 +633,20 @@ fn operator_container(image: &str, default_signature: Option<&crate::api::Signat
             seccomp_profile: Some(runtime_default()),
             ..Default::default()
         }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "kube-api-access".into(),
-            mount_path: TOKEN_DIR.into(),
-            read_only: Some(true),
-            ..Default::default()
-        }]),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "kube-api-access".into(),
+                mount_path: TOKEN_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: CLEANUP_VOLUME.into(),
+                mount_path: operator::CLEANUP_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+        ]),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Default::default()
     }
@@ -696,6 +706,23 @@ fn api_access_volume() -> Volume {
     }
 }
 
+const CLEANUP_VOLUME: &str = "cleanup-credentials";
+
+/// The credentials of the finalizer's cleanup, as files: an optional Secret (absent, the directory is
+/// empty and the cleanup uses the pod's environment only: workload identity, no Redis password).
+fn cleanup_volume() -> Volume {
+    Volume {
+        name: CLEANUP_VOLUME.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(operator::CLEANUP_SECRET.into()),
+            optional: Some(true),
+            default_mode: Some(0o440),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 fn deployment(opts: &InstallOptions<'_>) -> Deployment {
     Deployment {
         metadata: meta(operator::NAME, Some(opts.namespace)),
@@ -728,6 +755,8 @@ fn deployment(opts: &InstallOptions<'_>) -> Deployment {
                         run_as_non_root: Some(true),
                         run_as_user: Some(operator::RUN_AS_ID),
                         run_as_group: Some(operator::RUN_AS_ID),
+                        // The cleanup credentials' files (mode 0440) belong to this group.
+                        fs_group: Some(operator::RUN_AS_ID),
                         seccomp_profile: Some(runtime_default()),
                         ..Default::default()
                     }),
@@ -748,7 +777,7 @@ fn deployment(opts: &InstallOptions<'_>) -> Deployment {
                         ..Default::default()
                     }),
                     containers: vec![operator_container(opts.image, opts.default_signature)],
-                    volumes: Some(vec![api_access_volume()]),
+                    volumes: Some(vec![api_access_volume(), cleanup_volume()]),
                     ..Default::default()
                 }),
             },
@@ -932,7 +961,7 @@ mod tests {
                 "/serviceaccounts: create,get,list,patch,watch",
                 "apps.kn-next.dev/nextapps/finalizers: update",
                 "apps.kn-next.dev/nextapps/status: patch",
-                "apps.kn-next.dev/nextapps: list,watch",
+                "apps.kn-next.dev/nextapps: list,patch,watch",
                 "events.k8s.io/events: create,patch",
                 "networking.k8s.io/networkpolicies: create,delete,get,list,patch,watch",
                 "policy.sigstore.dev/clusterimagepolicies: create,delete,list,patch",

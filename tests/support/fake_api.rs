@@ -30,6 +30,8 @@ pub enum Cluster {
     Empty,
     /// This many valid NextApps; every write is echoed back.
     Apps(usize),
+    /// The NextApps given to [`FakeApiServer::start_listing`].
+    Listed,
 }
 
 pub struct FakeApiServer {
@@ -43,8 +45,35 @@ impl FakeApiServer {
         Self::start_with(cluster, Vec::new())
     }
 
+    /// Lists exactly `apps` (NextApps, each also held at its path for GETs and merge patches).
+    pub fn start_listing(apps: Vec<serde_json::Value>) -> Self {
+        let objects = apps
+            .iter()
+            .map(|a| {
+                let m = &a["metadata"];
+                (
+                    format!(
+                        "/apis/apps.kn-next.dev/v1alpha1/namespaces/{}/nextapps/{}",
+                        m["namespace"].as_str().unwrap(),
+                        m["name"].as_str().unwrap()
+                    ),
+                    a.clone(),
+                )
+            })
+            .collect();
+        let list = serde_json::json!({
+            "apiVersion": "apps.kn-next.dev/v1alpha1", "kind": "NextAppList",
+            "metadata": {"resourceVersion": "1"}, "items": apps,
+        });
+        Self::start_inner(Cluster::Listed, list.to_string(), objects)
+    }
+
     /// Also holds `objects`, each at its API path (e.g. `/api/v1/namespaces/ns/serviceaccounts/name`).
     pub fn start_with(cluster: Cluster, objects: Vec<(String, serde_json::Value)>) -> Self {
+        Self::start_inner(cluster, apps_list(cluster), objects)
+    }
+
+    fn start_inner(cluster: Cluster, list: String, objects: Vec<(String, serde_json::Value)>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -55,7 +84,7 @@ impl FakeApiServer {
             log: seen.clone(),
             lease,
             status_writes: status_writes.clone(),
-            list: apps_list(cluster),
+            list,
             objects: objects.into_iter().collect(),
         });
         std::thread::spawn(move || {
@@ -132,6 +161,7 @@ fn serve(stream: TcpStream, state: &State) {
         );
         let mut length = 0;
         let mut accept = String::new();
+        let mut content_type = String::new();
         loop {
             let mut header = String::new();
             if reader.read_line(&mut header).unwrap_or(0) == 0 {
@@ -145,6 +175,8 @@ fn serve(stream: TcpStream, state: &State) {
                     length = v.trim().parse().unwrap_or(0);
                 } else if k.eq_ignore_ascii_case("accept") {
                     accept = v.trim().to_owned();
+                } else if k.eq_ignore_ascii_case("content-type") {
+                    content_type = v.trim().to_owned();
                 }
             }
         }
@@ -170,7 +202,11 @@ fn serve(stream: TcpStream, state: &State) {
             while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
             return;
         }
-        let (status, reply) = answer(state, &method, path, &accept, &body);
+        let (status, reply) = if content_type == "application/merge-patch+json" {
+            merge_patch(state, path, &body)
+        } else {
+            answer(state, &method, path, &accept, &body)
+        };
         // One write per response: a head and a body in two small writes meet Nagle's algorithm and the
         // client's delayed ACK, which held every response ~40 ms.
         let response = format!(
@@ -261,6 +297,30 @@ fn answer(state: &State, method: &str, path: &str, accept: &str, body: &str) -> 
         return ("201 Created", body.to_owned());
     }
     not_found()
+}
+
+/// A JSON merge patch of `metadata.finalizers` (the operator's finalizer), on condition of the
+/// `resourceVersion` it names: answers the held object with the patch applied, 409 on another version,
+/// 404 for an object not held.
+fn merge_patch(state: &State, path: &str, body: &str) -> (&'static str, String) {
+    let Some(stored) = state.objects.get(path) else {
+        return (
+            "404 Not Found",
+            r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404,"message":"not found"}"#.to_owned(),
+        );
+    };
+    let patch: serde_json::Value = serde_json::from_str(body).unwrap();
+    if let Some(rv) = patch["metadata"]["resourceVersion"].as_str()
+        && stored["metadata"]["resourceVersion"].as_str() != Some(rv)
+    {
+        return (
+            "409 Conflict",
+            r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Conflict","code":409,"message":"the object has been modified"}"#.to_owned(),
+        );
+    }
+    let mut patched = stored.clone();
+    patched["metadata"]["finalizers"] = patch["metadata"]["finalizers"].clone();
+    ("200 OK", patched.to_string())
 }
 
 /// Whether `path` names one object (`…/namespaces/<ns>/<resource>/<name>`), not a collection.
