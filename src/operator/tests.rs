@@ -433,13 +433,21 @@ async fn a_new_app_is_applied_with_owner_references_and_requeued_until_ready() {
     let expected = a.clone();
     let (result, _) = run(a, |mut h| async move {
         expect_applies(&mut h, &expected, Value::Null).await;
-        expect_reconciled(&mut h).await;
+        let note = expect_reconciled(&mut h).await;
+        assert_eq!(
+            note,
+            format!(
+                "Applied ServiceAccount shop-sa, Knative Service shop (image {IMAGE}), NetworkPolicy \
+                 shop-allow-ingress"
+            )
+        );
         let status = expect_status(&mut h).await;
         let ready = condition(&status, "Ready");
         assert_eq!(
             (ready["status"].as_str(), ready["reason"].as_str()),
             (Some("Unknown"), Some("KnativeServiceNotReady"))
         );
+        assert_eq!(condition(&status, "RevalidationDeferred")["reason"], "NotDeferred");
         assert_eq!(condition(&status, "Reconciling")["status"], "True");
         assert!(
             status["conditions"]
@@ -1757,4 +1765,34 @@ async fn an_app_deleted_without_the_finalizer_runs_no_cleanup() {
     let result = run_with_cleaner(a, clean, |h| async move { h }).await;
     assert_eq!(result.unwrap(), Action::await_change());
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_pinned_revision_is_looked_up_and_a_missing_one_is_looked_up_again_soon() {
+    let mut a = app(json!({"traffic": {"revisionName": "shop-00007"}}));
+    let observed = status::Observed {
+        knative: serde_json::from_value(ready_ksvc()).ok(),
+        revision_active: Some(true),
+        knative_generation: Some(1),
+        ..status::Observed::default()
+    };
+    a.status = Some(status::applied(&a, &observed, now()).status);
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        expect_inspections(&mut h, steady([None, None, None])).await;
+        expect_applies_except(&mut h, &expected, ready_ksvc(), &[]).await;
+        expect_revision(&mut h, "True").await;
+        let (accept, _, send) = expect_request(
+            &mut h,
+            Method::GET,
+            "/apis/serving.knative.dev/v1/namespaces/web/revisions/shop-00007",
+        )
+        .await;
+        assert!(accept.contains("as=PartialObjectMetadata"), "metadata only: {accept}");
+        not_found(send);
+        h
+    })
+    .await;
+    // Knative still serves: nothing to write yet, but look again in 30 s.
+    assert_eq!(result.unwrap(), Action::requeue(status::PIN_REQUEUE));
 }
