@@ -347,3 +347,95 @@ async fn a_service_account_made_by_hand_is_not_taken_over_until_labelled_for_the
     })
     .await;
 }
+
+/// An app created with the reference operator's finalizer and a Redis cache: deleting it completes, its
+/// keys are gone and another app's stay. The operator runs on this machine, so the Redis server does too
+/// (`redis-server` on PATH); the app's pods never reach it, which does not matter here.
+#[cfg(feature = "serve")]
+#[tokio::test]
+#[ignore = "needs a cluster with Knative (KNEXT_E2E_KUBECONFIG)"]
+async fn deleting_an_app_with_the_finalizer_removes_its_redis_keys_and_completes() {
+    let redis = support::serve::Redis::start();
+    for key in ["cart:cache:/a", "cart:tag:posts", "cartography:cache:/a"] {
+        let _: () = redis.cmd(&["SET", key, "1"]);
+    }
+    let c = setup("finalizer").await;
+    let mut doc = app("cart", &image(), true);
+    doc["metadata"]["finalizers"] = json!(["apps.kn-next.dev/external-cleanup"]);
+    doc["spec"]["cache"] = json!({"provider": "redis", "url": redis.url(), "keyPrefix": "cart"});
+    c.apply(&doc).await;
+    wait(Duration::from_secs(60), "the Knative Service", || async {
+        c.ksvcs().get_opt("cart").await.unwrap().is_some()
+    })
+    .await;
+    c.apps()
+        .delete("cart", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait(Duration::from_secs(60), "the NextApp to be gone", || async {
+        c.apps().get_opt("cart").await.unwrap().is_none()
+    })
+    .await;
+    assert_eq!(redis.keys("*"), ["cartography:cache:/a"]);
+}
+
+/// A warm window that is open now raises min-scale; one that is closed does not.
+#[tokio::test]
+#[ignore = "needs a cluster with Knative (KNEXT_E2E_KUBECONFIG)"]
+async fn an_open_warm_window_raises_min_scale() {
+    let c = setup("warm").await;
+    let mut doc = app("warm", &image(), true);
+    // Open all day, every day (from 00:00 to 23:59 UTC), except during the last minute.
+    doc["spec"]["scaling"] = json!({"minScale": 0, "maxScale": 5,
+        "warmSchedule": [{"start": "0 0 * * *", "end": "59 23 * * *", "replicas": 2}]});
+    c.apply(&doc).await;
+    wait(Duration::from_secs(60), "min-scale 2", || async {
+        c.ksvcs().get_opt("warm").await.unwrap().is_some_and(|k| {
+            k.data.pointer("/spec/template/metadata/annotations/autoscaling.knative.dev~1min-scale")
+                == Some(&json!("2"))
+        })
+    })
+    .await;
+}
+
+/// `imagePrewarm` runs the `<app>-imgcache` DaemonSet until switched off, and says how far it got.
+#[tokio::test]
+#[ignore = "needs a cluster with Knative (KNEXT_E2E_KUBECONFIG)"]
+async fn image_prewarm_runs_a_daemonset_until_switched_off() {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    let c = setup("prewarm").await;
+    let daemonsets = Api::<DaemonSet>::namespaced(c.client.clone(), &c.namespace);
+    let mut doc = app("pre", &image(), true);
+    doc["spec"]["scaling"] = json!({"imagePrewarm": true});
+    c.apply(&doc).await;
+    wait(Duration::from_secs(300), "ImageCacheReady=True", || async {
+        c.condition("pre", "ImageCacheReady")
+            .await
+            .is_some_and(|(s, r)| s == "True" && r == "Cached")
+    })
+    .await;
+    assert!(daemonsets.get_opt("pre-imgcache").await.unwrap().is_some());
+    doc["spec"]["scaling"] = json!({"imagePrewarm": false});
+    c.apply(&doc).await;
+    wait(Duration::from_secs(60), "the DaemonSet to go", || async {
+        daemonsets.get_opt("pre-imgcache").await.unwrap().is_none()
+            && c.condition("pre", "ImageCacheReady").await.is_none()
+    })
+    .await;
+}
+
+/// A pin to a Revision that does not exist becomes `PinnedRevisionNotFound` after two minutes.
+#[tokio::test]
+#[ignore = "needs a cluster with Knative (KNEXT_E2E_KUBECONFIG)"]
+async fn a_pin_to_a_missing_revision_is_named_with_the_fix() {
+    let c = setup("pin").await;
+    let mut doc = app("pin", &image(), true);
+    doc["spec"]["traffic"] = json!({"revisionName": "pin-99999"});
+    c.apply(&doc).await;
+    wait(Duration::from_secs(240), "PinnedRevisionNotFound", || async {
+        c.condition("pin", "Ready")
+            .await
+            .is_some_and(|(s, r)| s == "False" && r == "PinnedRevisionNotFound")
+    })
+    .await;
+}
