@@ -451,6 +451,15 @@ fn deleting_an_app_with_the_finalizer_removes_its_redis_keys_and_the_finalizer()
         .unwrap_or_else(|| panic!("no CleanedUp event: {events:#?}"));
     assert_eq!(cleaned["type"], "Normal");
     assert!(cleaned["note"].as_str().unwrap().contains("1202"), "{cleaned}");
+    // The bundle grants the finalizer's patch.
+    assert!(
+        knext::render::bundle::operator_rules().iter().any(|r| {
+            r.api_groups.iter().flatten().any(|g| g == "apps.kn-next.dev")
+                && r.resources.iter().flatten().any(|x| x == "nextapps")
+                && r.verbs.iter().any(|v| v == "patch")
+        }),
+        "patch on nextapps"
+    );
     // Nothing is applied for an app being deleted.
     assert!(
         !seen
