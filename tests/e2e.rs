@@ -368,10 +368,7 @@ async fn deleting_an_app_with_the_finalizer_removes_its_redis_keys_and_completes
         c.ksvcs().get_opt("cart").await.unwrap().is_some()
     })
     .await;
-    c.apps()
-        .delete("cart", &DeleteParams::default())
-        .await
-        .unwrap();
+    c.apps().delete("cart", &DeleteParams::default()).await.unwrap();
     wait(Duration::from_secs(60), "the NextApp to be gone", || async {
         c.apps().get_opt("cart").await.unwrap().is_none()
     })
@@ -391,7 +388,8 @@ async fn an_open_warm_window_raises_min_scale() {
     c.apply(&doc).await;
     wait(Duration::from_secs(60), "min-scale 2", || async {
         c.ksvcs().get_opt("warm").await.unwrap().is_some_and(|k| {
-            k.data.pointer("/spec/template/metadata/annotations/autoscaling.knative.dev~1min-scale")
+            k.data
+                .pointer("/spec/template/metadata/annotations/autoscaling.knative.dev~1min-scale")
                 == Some(&json!("2"))
         })
     })

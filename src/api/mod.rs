@@ -167,15 +167,17 @@ pub mod operator {
     pub const FLAG_SIGNATURE_REQUIRE_SBOM: &str = "signature-require-sbom-attestation";
     /// Name of the leader-election Lease in the operator's namespace.
     pub const LEASE: &str = "knext-operator-leader";
-    /// The optional Secret whose files are the credentials of the finalizer's cleanup (Redis
-    /// `redis-username`/`redis-password`, object-store keys): mounted at [`CLEANUP_DIR`].
-    pub const CLEANUP_SECRET: &str = "knext-operator-cleanup";
-    /// Where the operator reads [`CLEANUP_SECRET`]'s files.
-    pub const CLEANUP_DIR: &str = "/var/run/secrets/knext/cleanup";
     /// Env var carrying the pod name (the leader-election identity).
     pub const ENV_POD_NAME: &str = "KNEXT_POD_NAME";
     /// Env var carrying the pod namespace (where the Lease lives).
     pub const ENV_POD_NAMESPACE: &str = "KNEXT_POD_NAMESPACE";
+    /// Optional Secret (in the operator's namespace) with the credentials of the cleanup on delete
+    /// (`src/operator/cleanup.rs`): keys `redis-username`, `redis-password`, and object_store config
+    /// keys such as `aws_access_key_id` or `google_service_account_key`.
+    pub const CLEANUP_SECRET: &str = "knext-operator-cleanup";
+    /// Where the operator's container finds [`CLEANUP_SECRET`]'s keys as files (a missing directory
+    /// means no credentials beyond the pod's environment).
+    pub const CLEANUP_DIR: &str = "/var/run/secrets/knext/cleanup";
     /// mimalloc settings of the operator container (read by the allocator before `main`): no eager
     /// commit of whole arenas and freed pages returned at once. Measured with `cargo bench --bench
     /// operator` (1,000 NextApps): peak RSS 50 MiB without them, 20 MiB with them.

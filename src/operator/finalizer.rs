@@ -95,8 +95,57 @@ pub async fn set(client: &Client, app: &NextApp, present: bool) -> Result<(), ku
     }
 }
 
-/// The operator's cleaner: [`super::cleanup`] with the credentials the operator pod mounts.
+/// The operator's cleaner: [`super::cleanup::run`] with the pod's environment and the files of the
+/// optional Secret [`crate::api::operator::CLEANUP_SECRET`], read at each deletion (so a rotated
+/// Secret is picked up); a Secret that cannot be read is logged and the pod's environment used alone.
 pub fn default_cleaner() -> Cleaner {
-    // TODO(issue-13): wired to super::cleanup once it lands on this branch.
-    Arc::new(|_app, _spec| Box::pin(async { Vec::new() }))
+    Arc::new(|app, spec| Box::pin(async move { clean(&app, &spec).await }))
+}
+
+async fn clean(app: &str, spec: &NextAppSpec) -> Vec<StoreResult> {
+    use super::cleanup::{Credentials, run};
+    let creds = match Credentials::from_dir(crate::api::operator::CLEANUP_DIR) {
+        Ok(creds) => creds,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the cleanup credentials; using the pod's environment only");
+            Credentials::default()
+        }
+    };
+    if !creds.ignored().is_empty() {
+        tracing::warn!(
+            ignored = ?creds.ignored(),
+            "files of the cleanup Secret that are no credential knext knows"
+        );
+    }
+    let report = run(app, spec, &creds).await;
+    for note in &report.notes {
+        tracing::info!(nextapp = app, %note, "cleanup");
+    }
+    let prefix = spec
+        .cache
+        .as_ref()
+        .and_then(|c| c.key_prefix.as_deref())
+        .map(str::trim)
+        .unwrap_or_default();
+    let bucket = spec
+        .storage
+        .as_ref()
+        .and_then(|s| s.bucket.as_deref())
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(2);
+    if let Some(result) = report.redis {
+        out.push(
+            result
+                .map(|n| format!("deleted {n} Redis keys matching {prefix}:*"))
+                .map_err(|e| e.to_string()),
+        );
+    }
+    if let Some(result) = report.objects {
+        out.push(
+            result
+                .map(|n| format!("deleted {n} objects under {app}/ in bucket {bucket}"))
+                .map_err(|e| e.to_string()),
+        );
+    }
+    out
 }

@@ -9,6 +9,7 @@
 //! leader that cannot renew its Lease exits 1 at once, so it never reconciles beside a new leader.
 //! Logs are JSON lines on stderr (`RUST_LOG` filters, default `info`).
 
+pub mod cleanup;
 pub mod finalizer;
 pub mod image_policy;
 pub mod leader;

@@ -447,7 +447,10 @@ async fn a_new_app_is_applied_with_owner_references_and_requeued_until_ready() {
             (ready["status"].as_str(), ready["reason"].as_str()),
             (Some("Unknown"), Some("KnativeServiceNotReady"))
         );
-        assert_eq!(condition(&status, "RevalidationDeferred")["reason"], "NotDeferred");
+        assert_eq!(
+            condition(&status, "RevalidationDeferred")["reason"],
+            "NotDeferred"
+        );
         assert_eq!(condition(&status, "Reconciling")["status"], "True");
         assert!(
             status["conditions"]
@@ -1788,7 +1791,10 @@ async fn a_pinned_revision_is_looked_up_and_a_missing_one_is_looked_up_again_soo
             "/apis/serving.knative.dev/v1/namespaces/web/revisions/shop-00007",
         )
         .await;
-        assert!(accept.contains("as=PartialObjectMetadata"), "metadata only: {accept}");
+        assert!(
+            accept.contains("as=PartialObjectMetadata"),
+            "metadata only: {accept}"
+        );
         not_found(send);
         h
     })
