@@ -1258,17 +1258,41 @@ mod tests {
         needed: install it with scripts/test-tools.sh and run the tests with \
         PATH=\"$(scripts/test-tools.sh | tail -n 1):$PATH\" cargo test, or set KNEXT_TEST_MOTO_SERVER to its path";
 
-    /// `moto_server`: `KNEXT_TEST_MOTO_SERVER`, else on `PATH`, else where scripts/test-tools.sh puts it.
+    /// `moto_server`: `KNEXT_TEST_MOTO_SERVER`, else on `PATH`, else where scripts/test-tools.sh puts
+    /// it, installing it there on first use (once per test process, like tests/nextjs.rs's app), so a
+    /// plain `cargo test` works on a fresh clone with python3 and PyPI.
     fn moto_binary() -> PathBuf {
+        static INSTALLED: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
         if let Some(p) = std::env::var_os("KNEXT_TEST_MOTO_SERVER") {
             return PathBuf::from(p);
         }
-        let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/bin");
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let venv = root.join("target/test-tools/bin");
+        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
             .chain([venv])
             .map(|d| d.join("moto_server"))
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| panic!("moto_server is not on PATH. {MOTO_INSTALL}"))
+            .find(|p| p.is_file());
+        if let Some(found) = found {
+            return found;
+        }
+        INSTALLED
+            .get_or_init(|| {
+                let out = Command::new("bash")
+                    .arg(root.join("scripts/test-tools.sh"))
+                    .current_dir(&root)
+                    .stderr(Stdio::inherit())
+                    .output()
+                    .map_err(|e| format!("cannot run scripts/test-tools.sh: {e}"))?;
+                let dir = String::from_utf8_lossy(&out.stdout);
+                let bin = PathBuf::from(dir.lines().last().unwrap_or_default()).join("moto_server");
+                if out.status.success() && bin.is_file() {
+                    Ok(bin)
+                } else {
+                    Err(format!("scripts/test-tools.sh failed ({})", out.status))
+                }
+            })
+            .clone()
+            .unwrap_or_else(|e| panic!("moto_server is not on PATH and {e}. {MOTO_INSTALL}"))
     }
 
     fn moto_server() -> Server {
