@@ -185,6 +185,12 @@ pub fn image_cache(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> Option<D
                     service_account_name: Some(service_account_name(app.name())),
                     enable_service_links: Some(false),
                     termination_grace_period_seconds: Some(1),
+                    // NB: every taint is tolerated, also the one that keeps Linux pods off Windows
+                    // nodes; both images are Linux images.
+                    node_selector: Some(BTreeMap::from([(
+                        "kubernetes.io/os".to_owned(),
+                        "linux".to_owned(),
+                    )])),
                     tolerations: Some(vec![Toleration {
                         operator: Some("Exists".to_owned()),
                         ..Default::default()
@@ -511,6 +517,13 @@ mod tests {
         assert_eq!(
             pod.tolerations.as_ref().unwrap()[0].operator.as_deref(),
             Some("Exists")
+        );
+        assert_eq!(
+            pod.node_selector,
+            Some(BTreeMap::from([(
+                "kubernetes.io/os".to_owned(),
+                "linux".to_owned()
+            )]))
         );
         let containers = pod.init_containers.iter().flatten().chain(&pod.containers);
         for c in containers {
