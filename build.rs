@@ -76,7 +76,7 @@ fn main() {
 
 fn run(root: &Path, out_dir: Option<&Path>) -> Result<(), Vec<String>> {
     let image = operator_image(root).map_err(|e| vec![e])?;
-    let mut files = example_files(root)?;
+    let mut files = example_files(root, &image)?;
 
     let schema = serde_json::to_string_pretty(&api::schema::nextapp_json_schema())
         .map_err(|e| vec![format!("failed to serialize the NextApp schema: {e}")])?;
@@ -183,8 +183,9 @@ fn operator_image(root: &Path) -> Result<String, String> {
 }
 
 /// Renders every NextApp of `examples/*.yaml` into the GitOps layout under `examples/`, through the
-/// CLI's own pipeline (with the CRD's admission rules).
-fn example_files(root: &Path) -> Result<BTreeMap<PathBuf, String>, Vec<String>> {
+/// CLI's own pipeline (with the CRD's admission rules). `image` is knext's own image, which the
+/// library renders by default (an app with `imagePrewarm` stages knext from it).
+fn example_files(root: &Path, image: &str) -> Result<BTreeMap<PathBuf, String>, Vec<String>> {
     let dir = root.join("examples");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|e| vec![format!("{}: {e}", dir.display())])?
@@ -204,9 +205,11 @@ fn example_files(root: &Path) -> Result<BTreeMap<PathBuf, String>, Vec<String>> 
 
     let mut apps = Vec::new();
     let checks = pipeline::Checks { admission: true };
-    let diagnostics = pipeline::render_each(&sources, &render::RenderOptions::default(), checks, |app| {
-        apps.push(app)
-    });
+    let opts = render::RenderOptions {
+        knext_image: Some(image),
+        ..render::RenderOptions::default()
+    };
+    let diagnostics = pipeline::render_each(&sources, &opts, checks, |app| apps.push(app));
     let mut errors = Vec::new();
     for d in &diagnostics {
         if d.class == pipeline::Class::Warning {

@@ -400,6 +400,7 @@ fn stages(text: &str, runs: usize) {
                 knext::render::Manifest::ServiceAccount(s) => serde_yaml::to_string(s),
                 knext::render::Manifest::NetworkPolicy(p) => serde_yaml::to_string(p),
                 knext::render::Manifest::ClusterImagePolicy(p) => serde_yaml::to_string(p),
+                knext::render::Manifest::DaemonSet(d) => serde_yaml::to_string(d),
             };
             out.push_str(&text.expect("serde_yaml"));
         }

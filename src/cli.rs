@@ -105,6 +105,21 @@ enum Command {
         #[command(flatten)]
         signature: SignatureArgs,
     },
+    /// Sleep until SIGTERM or SIGINT, then exit 0: the process of the image-prewarm DaemonSet's
+    /// container, which runs the app image idle (docs/cli.md).
+    #[cfg(unix)]
+    #[command(hide = true, name = crate::api::imgcache::PAUSE)]
+    Pause,
+    /// Copy this knext executable to DEST with mode 0555 (through a temporary file beside it and a
+    /// rename): the image-prewarm DaemonSet's init container stages knext with it, as knext's image
+    /// has no `cp`.
+    #[cfg(unix)]
+    #[command(hide = true, name = crate::api::imgcache::COPY_SELF)]
+    CopySelf {
+        /// Where to write the copy; its directory must exist.
+        #[arg(value_name = "DEST")]
+        dest: PathBuf,
+    },
 }
 
 /// The cluster-wide default of `spec.security.signature`: flags of `knext install`, which passes them
@@ -217,6 +232,16 @@ pub fn run() -> ExitCode {
             }
         },
         Command::Scaffold(args) => scaffold(&args),
+        #[cfg(unix)]
+        Command::Pause => match crate::pause::pause() {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("knext pause: cannot wait for a signal: {e}")),
+        },
+        #[cfg(unix)]
+        Command::CopySelf { dest } => match crate::pause::copy_self(&dest) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("knext copy-self: {}: {e}", dest.display())),
+        },
         Command::Schema => match serde_json::to_string_pretty(&crate::api::schema::nextapp_json_schema()) {
             Ok(s) => print_stdout(&(s + "\n")),
             Err(e) => fail(&format!("knext: failed to serialize the schema: {e}")),

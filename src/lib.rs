@@ -9,7 +9,8 @@
 //! renderers), [`yaml`] (the YAML boundary: parsing with locations, knext's own emitter), [`pipeline`]
 //! (parallel parse/validate/render with located diagnostics, and the pin gate) and [`output`] (the
 //! atomic tree writer) are shared with `build.rs`; [`cli`] is the command line, [`build`] serves users'
-//! build scripts, [`install`] holds the bundle as this build pinned it.
+//! build scripts, [`install`] holds the bundle as this build pinned it, [`pause`] is the idle process
+//! of the image-prewarm DaemonSet.
 
 #[cfg(any(feature = "operator", feature = "serve"))]
 pub mod admin_http;
@@ -22,6 +23,8 @@ pub mod logs;
 #[cfg(feature = "operator")]
 pub mod operator;
 pub mod output;
+#[cfg(unix)]
+pub mod pause;
 pub mod pipeline;
 pub mod policy;
 pub mod render;

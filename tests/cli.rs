@@ -451,3 +451,120 @@ fn scaffold_writes_an_app_repository_once_and_names_what_is_left() {
         "{docker}"
     );
 }
+
+/// Whether process `pid` waits for SIGTERM and SIGINT: sleeps in `sigtimedwait` (its `wchan`; while it
+/// does, the kernel shows the awaited signals as unblocked) or has them blocked (`SigBlk`).
+fn waits_for_term_and_int(pid: u32) -> bool {
+    use nix::sys::signal::Signal;
+    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    if wchan.contains("sigtimedwait") {
+        return true;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .unwrap_or(0);
+    let bit = |signal: Signal| 1u64 << (signal as i32 - 1);
+    mask & bit(Signal::SIGTERM) != 0 && mask & bit(Signal::SIGINT) != 0
+}
+
+#[test]
+fn pause_sleeps_until_sigterm_or_sigint_and_then_exits_0_at_once() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use std::time::{Duration, Instant};
+
+    for signal in [Signal::SIGTERM, Signal::SIGINT] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_knext"))
+            .arg("pause")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Signal only once it waits for one (before that, SIGTERM would simply kill it).
+        let start = Instant::now();
+        while !waits_for_term_and_int(child.id()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "knext pause never blocked the signals"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "knext pause exited on its own"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "knext pause exited on its own"
+        );
+        let sent = Instant::now();
+        kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), signal).unwrap();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if sent.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("knext pause ignored {signal}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert!(
+            sent.elapsed() < Duration::from_secs(2),
+            "{signal}: {:?}",
+            sent.elapsed()
+        );
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(status.code(), Some(0), "{signal}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "");
+        assert_eq!(text(&out.stderr), "");
+    }
+}
+
+#[test]
+fn copy_self_stages_a_runnable_knext_with_mode_0555() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("knext");
+    let dest_arg = dest.to_str().unwrap();
+    let me = std::fs::read(env!("CARGO_BIN_EXE_knext")).unwrap();
+    // Twice: a restarted init container finds its earlier copy (read-only) in the emptyDir.
+    for _ in 0..2 {
+        let out = knext(&["copy-self", dest_arg], None);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "");
+        assert!(std::fs::read(&dest).unwrap() == me, "the copy differs");
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o555);
+        let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+    }
+    // The copy is knext: what the DaemonSet's probes run.
+    let version = Command::new(&dest).arg("--version").output().unwrap();
+    assert!(version.status.success());
+    assert!(
+        text(&version.stdout).starts_with("knext "),
+        "{}",
+        text(&version.stdout)
+    );
+
+    let missing = dir.path().join("missing/knext");
+    let out = knext(&["copy-self", missing.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).starts_with(&format!("knext copy-self: {}: ", missing.display())));
+}
+
+#[test]
+fn pause_and_copy_self_are_left_out_of_the_help() {
+    let out = knext(&["--help"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    assert!(help.contains("render"), "{help}");
+    assert!(!help.contains("pause") && !help.contains("copy-self"), "{help}");
+}

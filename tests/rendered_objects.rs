@@ -13,6 +13,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use knext::api::{ClusterImagePolicy, KnativeService, parse_nextapp};
@@ -90,6 +91,9 @@ fn every_rendered_object_reparses_into_its_typed_form_unchanged() {
             Manifest::ClusterImagePolicy(_) => Manifest::ClusterImagePolicy(Box::new(
                 serde_yaml::from_str::<ClusterImagePolicy>(&text).unwrap(),
             )),
+            Manifest::DaemonSet(_) => {
+                Manifest::DaemonSet(Box::new(serde_yaml::from_str::<DaemonSet>(&text).unwrap()))
+            }
         };
         assert_eq!(&back, m, "round trip changed {} {}:\n{text}", m.kind(), m.name());
         // And the generic value is the same as serde_json's view of the object.
@@ -99,6 +103,7 @@ fn every_rendered_object_reparses_into_its_typed_form_unchanged() {
             Manifest::ServiceAccount(s) => serde_json::to_value(s).unwrap(),
             Manifest::NetworkPolicy(p) => serde_json::to_value(p).unwrap(),
             Manifest::ClusterImagePolicy(p) => serde_json::to_value(p).unwrap(),
+            Manifest::DaemonSet(d) => serde_json::to_value(d).unwrap(),
         };
         assert_eq!(via_yaml, direct);
     }

@@ -41,6 +41,8 @@ pub mod labels {
     pub const APP_NAMESPACE: &str = "apps.kn-next.dev/namespace";
     /// Build id stamped on the revision template (skew protection).
     pub const BUILD_ID: &str = "apps.kn-next.dev/build-id";
+    /// The image-prewarm DaemonSet's selector label, naming the app (`<app>-imgcache`).
+    pub const IMGCACHE: &str = "apps.kn-next.dev/imgcache";
     /// Label Knative puts on the pods of a Service.
     pub const KNATIVE_SERVICE: &str = "serving.knative.dev/service";
     /// Namespaces labelled `"true"` may scrape app metrics (`knext serve` 9464, queue-proxy 9091).
@@ -112,6 +114,25 @@ pub mod serve {
     pub const ENV_INVALIDATE_TOKEN: &str = "CACHE_INVALIDATE_TOKEN";
     /// Env var with the hard cap of a graceful shutdown, in milliseconds.
     pub const ENV_SHUTDOWN_GRACE_MS: &str = "KNEXT_SHUTDOWN_GRACE_MS";
+}
+
+/// The image-prewarm DaemonSet `<app>-imgcache` (`spec.scaling.imagePrewarm`): knext's own image
+/// stages the knext binary into an emptyDir with `knext copy-self`, and the app image's container runs
+/// it as `knext pause`. Shared by the renderer and the two subcommands.
+pub mod imgcache {
+    /// Mount path of the emptyDir the binary is staged into (in both containers).
+    pub const PIN_DIR: &str = "/knext-pin";
+    /// The staged knext binary, which the app image's container runs.
+    pub const PIN_BINARY: &str = "/knext-pin/knext";
+    /// The subcommand that sleeps until SIGTERM or SIGINT and exits 0.
+    pub const PAUSE: &str = "pause";
+    /// The subcommand that copies the running knext binary to a path (knext's image has no `cp`).
+    pub const COPY_SELF: &str = "copy-self";
+    /// Mode of the staged binary: read and execute for everyone, writable by no one.
+    pub const PIN_MODE: u32 = 0o555;
+    /// uid and gid of the DaemonSet's pods when `spec.security` names none: distroless's `nonroot`,
+    /// which knext's image runs as (the pods need nothing of the app image's user).
+    pub const RUN_AS_ID: i64 = 65532;
 }
 
 /// The Redis layout of the fleet-wide Next.js cache, shared by `knext serve` (invalidation, events)

@@ -208,8 +208,9 @@ pub struct ScalingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool_max: Option<i32>,
 
-    /// Pre-pull the image on every node. Applied by the operator; `knext render` does not emit the
-    /// prewarm DaemonSet.
+    /// Pre-pull the image on every node: knext renders the DaemonSet `<name>-imgcache`, whose pod on
+    /// each Linux node (every taint tolerated) keeps the app image in the node's image cache by running
+    /// it idle (knext's pause process, staged from knext's own image). Default false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_prewarm: Option<bool>,
 

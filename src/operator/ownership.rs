@@ -53,8 +53,12 @@ impl Child {
         match manifest {
             Manifest::KnativeService(_) => Some(Self::KnativeService),
             Manifest::ServiceAccount(_) => Some(Self::ServiceAccount),
+            // TODO(lead): the image-prewarm NetworkPolicy and DaemonSet `<app>-imgcache` are not
+            // applied yet (issue 13).
+            Manifest::NetworkPolicy(p) if crate::render::imgcache::is_image_prewarm(&p.metadata) => None,
             Manifest::NetworkPolicy(_) => Some(Self::NetworkPolicy),
             Manifest::ClusterImagePolicy(_) => None,
+            Manifest::DaemonSet(_) => None,
         }
     }
 

@@ -303,6 +303,8 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
     let opts = RenderOptions {
         owner_uid: Some(uid),
         default_signature: ctx.default_signature.as_ref(),
+        // TODO(lead): knext_image defaults to the image this knext was built with (issue 13).
+        ..RenderOptions::default()
     };
     let manifests = render::app(&valid, &opts);
     if let Some(message) = render::image_policy::default_uncoverable(&valid, &opts)
@@ -370,6 +372,8 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
                 note_change(&mut changed, &versions, child, &live.metadata, String::new);
             }
             Manifest::ClusterImagePolicy(_) => {}
+            // TODO(lead): apply the image-prewarm DaemonSet (issue 13); `Child::of` filters it out.
+            Manifest::DaemonSet(_) => {}
         }
     }
 

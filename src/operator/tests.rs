@@ -1315,6 +1315,7 @@ async fn the_cluster_wide_default_signature_is_applied_to_an_app_without_its_own
         let opts = RenderOptions {
             owner_uid: Some(UID),
             default_signature: Some(&default),
+            ..RenderOptions::default()
         };
         let policy = render::app(&valid, &opts)
             .iter()

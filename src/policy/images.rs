@@ -255,8 +255,10 @@ mod tests {
 
     #[test]
     fn every_rendered_object_of_a_valid_app_is_pinned() {
-        let spec: crate::api::NextAppSpec =
-            serde_yaml::from_str(&format!("image: {PINNED}\nruntime: bun\n")).unwrap();
+        let spec: crate::api::NextAppSpec = serde_yaml::from_str(&format!(
+            "image: {PINNED}\nruntime: bun\nscaling:\n  imagePrewarm: true\n"
+        ))
+        .unwrap();
         let mut app = crate::api::NextApp::new("web", spec);
         app.metadata.namespace = Some("apps".into());
         let (valid, _) = crate::policy::validate(&app).unwrap();
@@ -266,7 +268,11 @@ mod tests {
             found += find_images(&value).0.len();
             assert!(unpinned_images(&value).is_empty());
         }
-        assert_eq!(found, 1, "the Knative Service's one container");
+        assert_eq!(
+            found, 3,
+            "the Knative Service's one container, the image-prewarm DaemonSet's two (the app's image and \
+             knext's own)"
+        );
     }
 
     #[test]

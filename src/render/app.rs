@@ -1,5 +1,6 @@
 //! Per-app renderers: the Knative Service, ServiceAccount and NetworkPolicy of one validated NextApp
-//! (and, through [`super::image_policy`], its ClusterImagePolicy).
+//! (and, through [`super::image_policy`] and [`super::imgcache`], its ClusterImagePolicy and
+//! image-prewarm DaemonSet).
 //!
 //! Shared with `build.rs`; pure: no I/O, clock or randomness, `BTreeMap` only, so identical input gives
 //! byte-identical output. Built from k8s-openapi structs with `..Default::default()`.
@@ -42,9 +43,11 @@ mod annotations {
 }
 
 /// Renders the objects of one app, in a fixed order: Knative Service, ServiceAccount, NetworkPolicy
-/// (unless switched off), ClusterImagePolicy (when `security.signature` is set).
+/// (unless switched off), ClusterImagePolicy (when `security.signature` is set), and with
+/// `scaling.imagePrewarm: true` the image-prewarm NetworkPolicy (unless switched off; before the pods
+/// it isolates) and DaemonSet.
 pub fn render(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> Vec<Manifest> {
-    let mut out = Vec::with_capacity(4);
+    let mut out = Vec::with_capacity(6);
     out.push(Manifest::KnativeService(Box::new(build_knative_service(
         app, opts,
     ))));
@@ -54,6 +57,12 @@ pub fn render(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> Vec<Manifest>
     }
     if let Some(policy) = super::image_policy::build_cluster_image_policy(app, opts) {
         out.push(Manifest::ClusterImagePolicy(Box::new(policy)));
+    }
+    if let Some(policy) = super::imgcache::image_cache_network_policy(app, opts) {
+        out.push(Manifest::NetworkPolicy(policy));
+    }
+    if let Some(daemon_set) = super::imgcache::image_cache(app, opts) {
+        out.push(Manifest::DaemonSet(Box::new(daemon_set)));
     }
     out
 }
@@ -115,7 +124,14 @@ pub(super) fn object_labels(app: &ValidatedApp<'_>, component: &str) -> BTreeMap
     labels
 }
 
-fn metadata(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>, name: String, component: &str) -> ObjectMeta {
+/// The metadata of the child `name` of `app` with role `component`: namespace, [`object_labels`] and,
+/// when rendering for the operator, the controller owner reference to the NextApp.
+pub(super) fn metadata(
+    app: &ValidatedApp<'_>,
+    opts: &RenderOptions<'_>,
+    name: String,
+    component: &str,
+) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: Some(app.namespace().to_owned()),

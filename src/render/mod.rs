@@ -7,10 +7,12 @@ pub mod app;
 pub mod bundle;
 pub mod cache_handler;
 pub mod image_policy;
+pub mod imgcache;
 pub mod layout;
 pub mod scaffold;
 pub mod workflow;
 
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -57,7 +59,29 @@ pub struct RenderOptions<'a> {
     /// `knext install`), for apps without their own; already checked by
     /// [`crate::policy::signature::check`]. The CLI and build scripts leave it unset.
     pub default_signature: Option<&'a crate::api::SignatureSpec>,
+    /// knext's own image, digest-pinned, which stages the knext binary in the image-prewarm
+    /// DaemonSet's init container ([`imgcache`]). `None`: [`BUILT_KNEXT_IMAGE`], the image this knext
+    /// was built with.
+    pub knext_image: Option<&'a str>,
 }
+
+impl RenderOptions<'_> {
+    /// [`RenderOptions::knext_image`], or the image this knext was built with.
+    pub fn knext_image(&self) -> &str {
+        self.knext_image.unwrap_or(BUILT_KNEXT_IMAGE)
+    }
+}
+
+/// The operator image this knext was built with (`crate::install::DEFAULT_OPERATOR_IMAGE`), knext's
+/// own image: `build.rs` hands it to the library's compilation as `KNEXT_DEFAULT_OPERATOR_IMAGE`.
+///
+/// NB: `build.rs` compiles its own copy of this module, without that variable, so there it is empty
+/// and the build script passes its image in [`RenderOptions::knext_image`]; an empty image would fail
+/// the pin gate, never reach a file.
+pub const BUILT_KNEXT_IMAGE: &str = match option_env!("KNEXT_DEFAULT_OPERATOR_IMAGE") {
+    Some(image) => image,
+    None => "",
+};
 
 /// One rendered Kubernetes object.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +94,8 @@ pub enum Manifest {
     NetworkPolicy(NetworkPolicy),
     /// `policy.sigstore.dev/v1beta1` ClusterImagePolicy (cluster-scoped).
     ClusterImagePolicy(Box<ClusterImagePolicy>),
+    /// `apps/v1` DaemonSet: the image-prewarm DaemonSet `<app>-imgcache` ([`imgcache`]).
+    DaemonSet(Box<DaemonSet>),
 }
 
 /// Error of the YAML output path.
@@ -90,6 +116,7 @@ impl Manifest {
             Self::ServiceAccount(_) => "v1",
             Self::NetworkPolicy(_) => "networking.k8s.io/v1",
             Self::ClusterImagePolicy(_) => crate::api::sigstore::API_VERSION,
+            Self::DaemonSet(_) => "apps/v1",
         }
     }
 
@@ -100,17 +127,22 @@ impl Manifest {
             Self::ServiceAccount(_) => "ServiceAccount",
             Self::NetworkPolicy(_) => "NetworkPolicy",
             Self::ClusterImagePolicy(_) => crate::api::sigstore::KIND,
+            Self::DaemonSet(_) => "DaemonSet",
         }
     }
 
     /// File stem used in GitOps layouts (`knative-service`, `service-account`, `network-policy`,
-    /// `cluster-image-policy`).
+    /// `cluster-image-policy`, and `image-prewarm-network-policy`, `image-prewarm-daemon-set`).
     pub fn file_stem(&self) -> &'static str {
         match self {
             Self::KnativeService(_) => "knative-service",
             Self::ServiceAccount(_) => "service-account",
+            Self::NetworkPolicy(p) if imgcache::is_image_prewarm(&p.metadata) => {
+                "image-prewarm-network-policy"
+            }
             Self::NetworkPolicy(_) => "network-policy",
             Self::ClusterImagePolicy(_) => "cluster-image-policy",
+            Self::DaemonSet(_) => "image-prewarm-daemon-set",
         }
     }
 
@@ -121,6 +153,7 @@ impl Manifest {
             Self::ServiceAccount(s) => &s.metadata,
             Self::NetworkPolicy(p) => &p.metadata,
             Self::ClusterImagePolicy(p) => &p.metadata,
+            Self::DaemonSet(d) => &d.metadata,
         }
     }
 
@@ -136,6 +169,7 @@ impl Manifest {
             Self::ServiceAccount(s) => serde_json::to_value(s),
             Self::NetworkPolicy(p) => serde_json::to_value(p),
             Self::ClusterImagePolicy(p) => serde_json::to_value(p.as_ref()),
+            Self::DaemonSet(d) => serde_json::to_value(d.as_ref()),
         }
     }
 
@@ -148,6 +182,7 @@ impl Manifest {
             Self::ServiceAccount(s) => emit::write(out, s),
             Self::NetworkPolicy(p) => emit::write(out, p),
             Self::ClusterImagePolicy(p) => emit::write(out, p.as_ref()),
+            Self::DaemonSet(d) => emit::write(out, d.as_ref()),
         };
         result.map_err(|source| Error {
             kind: self.kind(),
