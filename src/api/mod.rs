@@ -186,6 +186,9 @@ pub mod operator {
     pub const FLAG_SIGNATURE_SUBJECT_REGEXP: &str = "signature-subject-regexp";
     /// See [`FLAG_SIGNATURE_ISSUER`].
     pub const FLAG_SIGNATURE_REQUIRE_SBOM: &str = "signature-require-sbom-attestation";
+    /// `knext operator --knext-image REF`: knext's own image (digest-pinned), the image-prewarm
+    /// DaemonSet's init container; the install bundle sets it to the operator's image.
+    pub const FLAG_KNEXT_IMAGE: &str = "knext-image";
     /// Name of the leader-election Lease in the operator's namespace.
     pub const LEASE: &str = "knext-operator-leader";
     /// Env var carrying the pod name (the leader-election identity).

@@ -11,6 +11,7 @@
 
 pub mod cleanup;
 pub mod finalizer;
+pub mod image_cache;
 pub mod image_policy;
 pub mod leader;
 pub mod metrics;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -67,6 +69,10 @@ pub struct Args {
     /// Where to serve `/healthz` and `/readyz`.
     #[arg(long, default_value = "0.0.0.0:8081", value_name = "ADDR")]
     pub health_addr: SocketAddr,
+    /// knext's own image, digest-pinned: the image-prewarm DaemonSet's init container copies `/knext`
+    /// from it (default: the image this build pins). The install bundle passes the operator's image.
+    #[arg(long, value_name = "REF")]
+    pub knext_image: Option<String>,
     /// The cluster-wide default signature (`knext install --signature-*`).
     #[command(flatten)]
     pub signature: crate::cli::SignatureArgs,
@@ -101,6 +107,12 @@ async fn run(mut args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(image) = &args.knext_image
+        && let Err(e) = crate::policy::image::check_pinned(image)
+    {
+        tracing::error!("--{} {image:?}: {e}", operator::FLAG_KNEXT_IMAGE);
+        return ExitCode::from(2);
+    }
     let config = match kube::Config::infer().await {
         Ok(c) => c,
         Err(e) => {
@@ -338,6 +350,7 @@ async fn controller(
     let ns = args.namespace.as_deref();
     let mut ctx = reconcile::Context::new(client.clone(), metrics, Some(identity.to_owned()));
     ctx.default_signature = args.default_signature.clone();
+    ctx.knext_image = args.knext_image.clone();
     let ctx = Arc::new(ctx);
     let stop = {
         let (mut t, mut l) = (terminated.clone(), lost.clone());
@@ -434,8 +447,8 @@ async fn sweeper(
     }
 }
 
-/// The controller: NextApps (all namespaces, or `namespace`), the Knative Services, ServiceAccounts
-/// and NetworkPolicies knext manages (label `app.kubernetes.io/managed-by=knext`, owner references
+/// The controller: NextApps (all namespaces, or `namespace`), the Knative Services, ServiceAccounts,
+/// NetworkPolicies and image-prewarm DaemonSets knext manages (label `app.kubernetes.io/managed-by=knext`, owner references
 /// map them back), and Knative Revisions mapped to their NextApp by `serving.knative.dev/service`.
 pub fn build_controller(client: &Client, namespace: Option<&str>) -> Controller<NextApp> {
     let children = watcher::Config::default()
@@ -457,6 +470,10 @@ pub fn build_controller(client: &Client, namespace: Option<&str>) -> Controller<
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    let typed_ds: Api<DaemonSet> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     Controller::new(
         nextapps(client, namespace),
         watcher::Config::default().any_semantic(),
@@ -464,7 +481,8 @@ pub fn build_controller(client: &Client, namespace: Option<&str>) -> Controller<
     .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY))
     .owns_with(dynamic(&ksvc), ksvc.clone(), children.clone())
     .owns(typed_sa, children.clone())
-    .owns(typed_np, children)
+    .owns(typed_np, children.clone())
+    .owns(typed_ds, children)
     .watches_with(
         dynamic(&revisions),
         revisions.clone(),

@@ -53,8 +53,8 @@ impl Child {
         match manifest {
             Manifest::KnativeService(_) => Some(Self::KnativeService),
             Manifest::ServiceAccount(_) => Some(Self::ServiceAccount),
-            // TODO(lead): the image-prewarm NetworkPolicy and DaemonSet `<app>-imgcache` are not
-            // applied yet (issue 13).
+            // The image-prewarm NetworkPolicy and DaemonSet `<app>-imgcache` are best-effort, with
+            // their own step ([`super::image_cache`]).
             Manifest::NetworkPolicy(p) if crate::render::imgcache::is_image_prewarm(&p.metadata) => None,
             Manifest::NetworkPolicy(_) => Some(Self::NetworkPolicy),
             Manifest::ClusterImagePolicy(_) => None,
@@ -288,7 +288,7 @@ pub fn plan(app: &str, namespace: &str, rendered: &[Child], holders: &Holders) -
 }
 
 /// "`object` is controlled by … / exists without a controller …", for an object that is not ours.
-fn held(object: &str, holder: &Holder, app: &str) -> String {
+pub fn held(object: &str, holder: &Holder, app: &str) -> String {
     match holder {
         Holder::Foreign(c) => format!(
             "{object} is controlled by {} {} {} (uid {}), not by this NextApp",

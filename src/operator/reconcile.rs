@@ -41,6 +41,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::finalizer::{self, Cleaner};
+use super::image_cache;
 use super::image_policy::{self, Outcome};
 use super::metrics::Metrics;
 use super::ownership::{self, Child, Holders, Prune};
@@ -105,6 +106,9 @@ pub struct Context {
     pub cleaner: Cleaner,
     /// How long that cleanup may take ([`finalizer::CLEANUP_BOUND`]; tests shorten it).
     pub cleanup_bound: Duration,
+    /// knext's image for the image-prewarm init container (`--knext-image`); `None`: the image this
+    /// build pins ([`crate::render::BUILT_KNEXT_IMAGE`]).
+    pub knext_image: Option<String>,
     /// Consecutive API errors per object, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -125,6 +129,7 @@ impl Context {
             default_signature: None,
             cleaner: finalizer::default_cleaner(),
             cleanup_bound: finalizer::CLEANUP_BOUND,
+            knext_image: None,
             failures: Mutex::default(),
         }
     }
@@ -303,7 +308,7 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
     let opts = RenderOptions {
         owner_uid: Some(uid),
         default_signature: ctx.default_signature.as_ref(),
-        // TODO(lead): knext_image defaults to the image this knext was built with (issue 13).
+        knext_image: ctx.knext_image.as_deref(),
         ..RenderOptions::default()
     };
     let manifests = render::app(&valid, &opts);
@@ -372,7 +377,7 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
                 note_change(&mut changed, &versions, child, &live.metadata, String::new);
             }
             Manifest::ClusterImagePolicy(_) => {}
-            // TODO(lead): apply the image-prewarm DaemonSet (issue 13); `Child::of` filters it out.
+            // Applied by the image-prewarm step below (`Child::of` leaves it out).
             Manifest::DaemonSet(_) => {}
         }
     }
@@ -420,6 +425,25 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
             image_policy_conflict = Some(message);
         }
     }
+
+    // 4c. the image-prewarm DaemonSet: best-effort, reported in ImageCacheReady only
+    let reported_cache = app
+        .status
+        .iter()
+        .flat_map(|s| &s.conditions)
+        .any(|c| c.type_ == status::types::IMAGE_CACHE_READY);
+    let prewarm = image_cache::reconcile(
+        &ctx.client,
+        namespace,
+        name,
+        uid,
+        &manifests,
+        reported_cache,
+        plan.applies(Child::ServiceAccount),
+    )
+    .await;
+    observed.image_cache = prewarm.cache;
+    changed.extend(prewarm.changed);
 
     // 5. prune
     match &plan.prune {

@@ -202,7 +202,9 @@ async fn expect_namespaced_applies(
     let mut got = Vec::new();
     for object in want.iter().filter(|o| {
         let kind = o["kind"].as_str().unwrap();
-        kind != "ClusterImagePolicy" && !withheld.contains(&kind)
+        kind != "ClusterImagePolicy"
+            && !withheld.contains(&kind)
+            && o["metadata"]["labels"].get("apps.kn-next.dev/imgcache").is_none()
     }) {
         let url = match object["kind"].as_str().unwrap() {
             "Service" => format!("{KSVC_URL}{SSA}"),
@@ -1802,4 +1804,150 @@ async fn a_pinned_revision_is_looked_up_and_a_missing_one_is_looked_up_again_soo
     .await;
     // Knative still serves: nothing to write yet, but look again in 30 s.
     assert_eq!(result.unwrap(), Action::requeue(status::PIN_REQUEUE));
+}
+
+const DS_URL: &str = "/apis/apps/v1/namespaces/web/daemonsets/shop-imgcache";
+const CACHE_NP_URL: &str = "/apis/networking.k8s.io/v1/namespaces/web/networkpolicies/shop-imgcache";
+
+/// The rendered image-prewarm object of `kind`.
+fn rendered_prewarm(app: &NextApp, kind: &str) -> Value {
+    rendered(app)
+        .into_iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["labels"].get("apps.kn-next.dev/imgcache").is_some())
+        .unwrap()
+}
+
+/// Expects the metadata GET of `url` and answers with `meta` or 404.
+async fn expect_metadata(handle: &mut Handle, url: &str, meta: Option<Value>) {
+    let (accept, _, send) = expect_request(handle, Method::GET, &format!("{url}?&resourceVersion=0")).await;
+    assert!(
+        accept.contains("as=PartialObjectMetadata"),
+        "metadata only: {accept}"
+    );
+    match meta {
+        None => not_found(send),
+        Some(meta) => reply(
+            send,
+            StatusCode::OK,
+            &json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": meta}),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn image_prewarm_applies_its_policy_then_its_daemonset_and_reports_coverage() {
+    let a = app(json!({"scaling": {"imagePrewarm": true}}));
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        expect_applies(&mut h, &expected, Value::Null).await;
+        // The deny-all policy of the prewarm pods first, then the DaemonSet.
+        expect_metadata(&mut h, CACHE_NP_URL, None).await;
+        let (body, send) = expect(&mut h, Method::PATCH, &format!("{CACHE_NP_URL}{SSA}")).await;
+        assert_eq!(body, rendered_prewarm(&expected, "NetworkPolicy"));
+        reply(send, StatusCode::OK, &body);
+        expect_metadata(&mut h, DS_URL, None).await;
+        let (body, send) = expect(&mut h, Method::PATCH, &format!("{DS_URL}{SSA}")).await;
+        assert_eq!(body, rendered_prewarm(&expected, "DaemonSet"));
+        assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], UID);
+        let mut live = body.clone();
+        live["metadata"]["generation"] = json!(4);
+        live["status"] = json!({"observedGeneration": 4, "desiredNumberScheduled": 3,
+            "currentNumberScheduled": 3, "numberMisscheduled": 0, "updatedNumberScheduled": 3, "numberReady": 2});
+        reply(send, StatusCode::OK, &live);
+        let note = expect_reconciled(&mut h).await;
+        assert!(
+            note.ends_with(", NetworkPolicy shop-imgcache, DaemonSet shop-imgcache"),
+            "{note}"
+        );
+        let status = expect_status(&mut h).await;
+        let cache = condition(&status, "ImageCacheReady");
+        assert_eq!(
+            (cache["status"].as_str(), cache["reason"].as_str(), cache["message"].as_str()),
+            (Some("False"), Some("Pulling"), Some("2/3 node(s) hold the app image"))
+        );
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::NOT_READY_REQUEUE));
+}
+
+#[tokio::test]
+async fn image_prewarm_switched_off_deletes_what_this_app_controls_and_drops_the_condition() {
+    let on = app(json!({"scaling": {"imagePrewarm": true}}));
+    let observed = status::Observed {
+        image_cache: Some(status::ImageCache::Applied { desired: 1, ready: 1 }),
+        ..status::Observed::default()
+    };
+    let mut a = app(json!({"scaling": {"imagePrewarm": false}}));
+    a.status = Some(status::applied(&on, &observed, now()).status);
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        expect_inspections(&mut h, steady([None, None, None])).await;
+        expect_applies_except(&mut h, &expected, Value::Null, &[]).await;
+        expect_metadata(
+            &mut h,
+            CACHE_NP_URL,
+            Some(found("cache-np-uid", knext_labels(), Some(UID))),
+        )
+        .await;
+        let (body, send) = expect(&mut h, Method::DELETE, &format!("{CACHE_NP_URL}?")).await;
+        assert_eq!(body["preconditions"]["uid"], "cache-np-uid");
+        reply(
+            send,
+            StatusCode::OK,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        );
+        // Another owner's DaemonSet of that name is left alone.
+        expect_metadata(&mut h, DS_URL, Some(found("ds-uid", json!({}), Some("d-uid")))).await;
+        let note = expect_reconciled(&mut h).await;
+        assert_eq!(note, "Applied deleted NetworkPolicy web/shop-imgcache");
+        let status = expect_status(&mut h).await;
+        assert!(
+            status["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["type"] != "ImageCacheReady"),
+            "{status}"
+        );
+        h
+    })
+    .await;
+    assert!(result.is_ok());
+}
+
+#[tokio::test]
+async fn an_image_prewarm_failure_is_a_condition_and_an_event_never_a_failed_pass() {
+    let a = app(json!({"scaling": {"imagePrewarm": true}}));
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        expect_applies(&mut h, &expected, ready_ksvc()).await;
+        expect_metadata(&mut h, CACHE_NP_URL, None).await;
+        let (body, send) = expect(&mut h, Method::PATCH, &format!("{CACHE_NP_URL}{SSA}")).await;
+        reply(send, StatusCode::OK, &body);
+        expect_metadata(&mut h, DS_URL, None).await;
+        let (_, send) = expect(&mut h, Method::PATCH, &format!("{DS_URL}{SSA}")).await;
+        reply(
+            send,
+            StatusCode::FORBIDDEN,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
+                    "message": "daemonsets.apps is forbidden"}),
+        );
+        expect_revision(&mut h, "True").await;
+        let event = expect_event(&mut h).await;
+        assert_eq!(event["reason"], "ImagePrewarmFailed");
+        assert!(event["note"].as_str().unwrap().starts_with("apply DaemonSet web/shop-imgcache: "), "{event}");
+        expect_reconciled(&mut h).await;
+        let status = expect_status(&mut h).await;
+        assert_eq!(condition(&status, "Ready")["status"], "True");
+        assert_eq!(condition(&status, "Degraded")["status"], "False");
+        let cache = condition(&status, "ImageCacheReady");
+        assert_eq!(
+            (cache["status"].as_str(), cache["reason"].as_str()),
+            (Some("False"), Some("ReconcileFailed"))
+        );
+        h
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(status::IMAGE_CACHE_RETRY));
 }

@@ -362,17 +362,20 @@ const APPLY: &[&str] = &["create", "get", "list", "patch", "watch"];
 const READ: &[&str] = &["get", "list", "watch"];
 
 /// Exactly what `knext operator` does, and nothing more: no Secrets, no `update`, no `get` or
-/// `delete` it does not make, no wildcards. NextApps are patched only for the finalizer. The reconciler reads the metadata of each child's name
+/// `delete` it does not make, no wildcards. The reconciler reads the metadata of each child's name
 /// (to apply nothing over an object another owner controls), server-side applies its children (which
-/// creates missing ones) and watches them; it deletes only NetworkPolicies (`security.networkPolicy:
-/// false`, by name, its own only; everything else goes with its owner through garbage collection); it
-/// reads one Revision to see whether it scaled to zero. The cluster-scoped ClusterImagePolicies of apps
-/// with `security.signature` have no owner: it lists them (by name in a pass, by label in the sweep),
+/// creates missing ones) and watches them; it deletes only its own NetworkPolicies
+/// (`security.networkPolicy: false`) and image-prewarm DaemonSets (`scaling.imagePrewarm` switched
+/// off), by name; everything else goes with its owner through garbage collection. It reads one
+/// Revision to see whether it scaled to zero, and the pinned one. It patches NextApps only for the
+/// finalizer `apps.kn-next.dev/external-cleanup`. The cluster-scoped ClusterImagePolicies of apps with
+/// `security.signature` have no owner: it lists them (by name in a pass, by label in the sweep),
 /// server-side applies and deletes them, and does not watch them.
 pub fn operator_rules() -> Vec<PolicyRule> {
     vec![
         rule("", &["serviceaccounts"], APPLY),
-        // Watch NextApps (the startup check lists them too); write nothing but status.
+        // Watch NextApps (the startup check lists them too); write nothing but status and the
+        // finalizer.
         // Patch: the finalizer `apps.kn-next.dev/external-cleanup` (a merge patch of
         // metadata.finalizers).
         rule(api::GROUP, &["nextapps"], &["list", "patch", "watch"]),
@@ -389,6 +392,12 @@ pub fn operator_rules() -> Vec<PolicyRule> {
         ),
         rule("serving.knative.dev", &["services"], APPLY),
         rule("serving.knative.dev", &["revisions"], READ),
+        // `scaling.imagePrewarm`: the `<app>-imgcache` DaemonSet, deleted when switched off.
+        rule(
+            "apps",
+            &["daemonsets"],
+            &["create", "delete", "get", "list", "patch", "watch"],
+        ),
         rule(
             api::sigstore::GROUP,
             &[api::sigstore::PLURAL],
@@ -585,6 +594,7 @@ fn operator_container(image: &str, default_signature: Option<&crate::api::Signat
                 "--leader-elect".into(),
                 format!("--metrics-addr=0.0.0.0:{}", operator::METRICS_PORT),
                 format!("--health-addr=0.0.0.0:{}", operator::HEALTH_PORT),
+                format!("--{}={image}", operator::FLAG_KNEXT_IMAGE),
             ]
             .into_iter()
             .chain(default_signature.map(signature_args).unwrap_or_default())
@@ -897,8 +907,10 @@ mod tests {
         .unwrap();
         let d = find(&objects, "Deployment", "knext-operator");
         let args = &d["spec"]["template"]["spec"]["containers"][0]["args"];
+        // The operator's own image serves the image-prewarm init container.
+        assert_eq!(args[4], json!(format!("--knext-image={IMAGE}")));
         assert_eq!(
-            args.as_array().unwrap()[4..],
+            args.as_array().unwrap()[5..],
             [
                 json!("--signature-issuer=https://token.actions.githubusercontent.com"),
                 json!(
@@ -962,6 +974,7 @@ mod tests {
                 "apps.kn-next.dev/nextapps/finalizers: update",
                 "apps.kn-next.dev/nextapps/status: patch",
                 "apps.kn-next.dev/nextapps: list,patch,watch",
+                "apps/daemonsets: create,delete,get,list,patch,watch",
                 "events.k8s.io/events: create,patch",
                 "networking.k8s.io/networkpolicies: create,delete,get,list,patch,watch",
                 "policy.sigstore.dev/clusterimagepolicies: create,delete,list,patch",
@@ -1011,8 +1024,19 @@ mod tests {
         assert_eq!(pod["terminationGracePeriodSeconds"], 30);
         assert_eq!(
             pod["securityContext"],
-            json!({"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
+            json!({"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
                    "seccompProfile": {"type": "RuntimeDefault"}})
+        );
+        // The cleanup credentials: an optional Secret, read-only, readable by the operator's group only.
+        let cleanup = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "cleanup-credentials")
+            .unwrap();
+        assert_eq!(
+            cleanup["secret"],
+            json!({"secretName": "knext-operator-cleanup", "optional": true, "defaultMode": 0o440})
         );
         let anti = &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
         assert_eq!(anti["weight"], 100);
