@@ -13,6 +13,7 @@ pub mod names;
 pub mod quantity;
 pub mod secrets;
 pub mod signature;
+pub mod warm;
 
 use std::fmt;
 
