@@ -263,6 +263,7 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
     let opts = RenderOptions {
         owner_uid: Some(uid),
         default_signature: ctx.default_signature.as_ref(),
+        now: None,
     };
     let manifests = render::app(&valid, &opts);
     if let Some(message) = render::image_policy::default_uncoverable(&valid, &opts)

@@ -1234,6 +1234,7 @@ async fn the_cluster_wide_default_signature_is_applied_to_an_app_without_its_own
         let opts = RenderOptions {
             owner_uid: Some(UID),
             default_signature: Some(&default),
+            now: None,
         };
         let policy = render::app(&valid, &opts)
             .iter()
