@@ -11,8 +11,8 @@ use rayon::prelude::*;
 
 use crate::api::{self, NextApp};
 use crate::policy::{self, Severity, ValidatedApp};
-use crate::render::RenderOptions;
 use crate::render::layout::{self, RenderedApp};
+use crate::render::{self, RenderOptions};
 use crate::yaml::parse::{self, Document, ParseErrorKind};
 use crate::yaml::spans::{self, SpanIndex};
 
@@ -127,7 +127,9 @@ pub struct Checks {
 /// Parses and validates every NextApp document of `sources` (blank documents are skipped; the same
 /// namespace/name twice is an error), and only if nothing is invalid renders them, handing each app to
 /// `sink` in input order. Documents are parsed, validated and rendered in parallel; rendering happens
-/// in batches so memory stays bounded by the parsed input, not the output. Returns every diagnostic.
+/// in batches so memory stays bounded by the parsed input, not the output. Returns every diagnostic:
+/// the validator's, and [`render::warnings`] about what the output leaves out (without
+/// [`RenderOptions::now`], the warm-schedule floors only the operator applies).
 pub fn render_each(
     sources: &[Source],
     opts: &RenderOptions<'_>,
@@ -154,6 +156,10 @@ pub fn render_each(
                         report.problems.extend(policy::admission(app));
                     }
                     let ok = !report.has_errors();
+                    if ok {
+                        // What this render (no clock: GitOps) leaves to the operator.
+                        report.problems.extend(render::warnings(&valid, opts));
+                    }
                     (ok.then_some(valid), diagnostics(src, doc, &report))
                 }
                 Err(report) => (None, diagnostics(src, doc, &report)),

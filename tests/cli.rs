@@ -92,6 +92,35 @@ fn stdin_is_read_with_a_dash_and_named_in_errors() {
 }
 
 #[test]
+fn render_warns_that_warm_windows_are_left_to_the_operator_and_renders_the_base_min_scale() {
+    let input = format!(
+        "{}  scaling:\n    minScale: 1\n    warmSchedule:\n    - start: 0 8 * * 1-5\n      \
+         end: 0 18 * * 1-5\n      replicas: 3\n      timezone: Europe/Berlin\n",
+        app("web", &format!("ghcr.io/a/web@{DIGEST}"))
+    );
+    let out = knext(&["render", "-"], Some(&input));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "<stdin>:11:7: warning [WarmScheduleNotRendered]: spec.scaling.warmSchedule: 1 window is applied by \
+         the knext operator only; GitOps output has no clock, so min-scale stays at 1\n"
+    );
+    assert!(text(&out.stdout).contains("autoscaling.knative.dev/min-scale: \"1\"\n"));
+    // The GitOps tree gets the same objects and the same warning.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("out");
+    let written = knext(&["render", "-", "-o", dir.to_str().unwrap()], Some(&input));
+    assert_eq!(written.status.code(), Some(0), "{}", text(&written.stderr));
+    assert!(text(&written.stderr).contains("warning [WarmScheduleNotRendered]"));
+    let tree = tree(&dir);
+    let service = &tree[Path::new("team/web/knative-service.yaml")];
+    assert!(
+        service.contains("autoscaling.knative.dev/min-scale: \"1\"\n"),
+        "{service}"
+    );
+}
+
+#[test]
 fn exit_codes_distinguish_invalid_input_from_syntax_and_usage_errors() {
     let code = |args: &[&str]| knext(args, None).status.code();
     assert_eq!(

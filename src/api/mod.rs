@@ -245,6 +245,10 @@ pub mod reasons {
     /// The API server has no `clusterimagepolicies.policy.sigstore.dev`: policy-controller is not
     /// installed, so the app's `signature` is not enforced (a Warning event; the app still rolls out).
     pub const SIGNATURE_NOT_ENFORCED: &str = "SignatureNotEnforced";
+    /// Warning of `knext render` and build scripts, never of the operator: `spec.scaling.warmSchedule`
+    /// floors depend on the clock, so GitOps output carries the base `minScale` and only the operator
+    /// applies the floors ([`crate::render::warnings`]).
+    pub const WARM_SCHEDULE_NOT_RENDERED: &str = "WarmScheduleNotRendered";
 }
 
 /// Defaults applied by the renderers when a field is unset (one place, so the validator checks the

@@ -309,6 +309,7 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
         owner_uid: Some(uid),
         default_signature: ctx.default_signature.as_ref(),
         knext_image: ctx.knext_image.as_deref(),
+        now: Some(now),
         ..RenderOptions::default()
     };
     let manifests = render::app(&valid, &opts);
@@ -494,14 +495,30 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
         event(ctx, app, EventType::Normal, REASON_RECONCILED, "Apply", &note).await;
     }
     write_status(ctx, app, verdict.status).await?;
-    let requeue = match (verdict.requeue, signature_retry) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let requeue = [verdict.requeue, signature_retry, warm_requeue(valid.spec(), now)]
+        .into_iter()
+        .flatten()
+        .min();
     Ok(match requeue {
         Some(after) => (Action::requeue(after), true),
         None => (Action::await_change(), false),
     })
+}
+
+/// Shortest and longest wait for the next warm-window boundary.
+pub const WARM_REQUEUE: (Duration, Duration) = (Duration::from_secs(10), Duration::from_secs(3600));
+
+/// When to look again for `scaling.warmSchedule`: at the next window boundary (a start or an end),
+/// clamped to [`WARM_REQUEUE`] (the floor is recomputed at every pass; a clock step or a missed
+/// boundary is caught within the hour). `None` without windows, and for previews (forced to 0).
+fn warm_requeue(spec: &api::NextAppSpec, now: Timestamp) -> Option<Duration> {
+    let scaling = spec.scaling.as_ref().filter(|s| !s.warm_schedule.is_empty())?;
+    if spec.preview.as_ref().is_some_and(|p| p.enabled == Some(true)) {
+        return None;
+    }
+    let next = policy::warm::warm_floor(scaling, now).next_boundary?;
+    let wait = Duration::try_from(next.duration_since(now)).unwrap_or_default();
+    Some(wait.clamp(WARM_REQUEUE.0, WARM_REQUEUE.1))
 }
 
 /// Who holds each child's name: one metadata-only GET per name (a few hundred bytes each, whatever

@@ -63,6 +63,7 @@ fn rendered(app: &NextApp) -> Vec<Value> {
         &valid,
         &RenderOptions {
             owner_uid: Some(UID),
+            now: Some(now()),
             ..RenderOptions::default()
         },
     )
@@ -1950,4 +1951,29 @@ async fn an_image_prewarm_failure_is_a_condition_and_an_event_never_a_failed_pas
     })
     .await;
     assert_eq!(result.unwrap(), Action::requeue(status::IMAGE_CACHE_RETRY));
+}
+
+#[tokio::test]
+async fn an_open_warm_window_raises_min_scale_and_the_pass_comes_back_at_its_end() {
+    // now() is Sunday 2026-11-29 11:00 UTC, 12:00 in Berlin.
+    let a = app(json!({"scaling": {"minScale": 1, "maxScale": 5, "warmSchedule": [
+        {"start": "0 9 * * *", "end": "30 12 * * *", "replicas": 3, "timezone": "Europe/Berlin"},
+        {"start": "0 8 * * 1-5", "end": "0 18 * * 1-5", "replicas": 5},
+    ]}}));
+    let expected = a.clone();
+    let (result, _) = run(a, |mut h| async move {
+        let applied = expect_applies(&mut h, &expected, ready_ksvc()).await;
+        let ksvc = applied.iter().find(|o| o["kind"] == "Service").unwrap();
+        assert_eq!(
+            ksvc["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/min-scale"], "3",
+            "the weekday window is closed on a Sunday"
+        );
+        expect_revision(&mut h, "True").await;
+        expect_reconciled(&mut h).await;
+        expect_status(&mut h).await;
+        h
+    })
+    .await;
+    // The Berlin window ends at 12:30 local, 11:30 UTC.
+    assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(30 * 60)));
 }

@@ -13,6 +13,7 @@ pub mod names;
 pub mod quantity;
 pub mod secrets;
 pub mod signature;
+pub mod warm;
 
 use std::fmt;
 
@@ -325,10 +326,16 @@ impl Validator {
                 if value.trim().is_empty() {
                     self.error(format!("{wp}.{field}"), "is required: a 5-field cron expression");
                 } else {
-                    self.check(
-                        format!("{wp}.{field}"),
-                        cron::parse_standard(value).map(|_| ()).map_err(|e| e.to_string()),
-                    );
+                    match cron::parse_standard(value) {
+                        Err(e) => self.error(format!("{wp}.{field}"), e.to_string()),
+                        Ok(schedule) if schedule.every.is_some() => self.warn(
+                            reasons::SETTING_IGNORED,
+                            format!("{wp}.{field}"),
+                            "@every counts from when a scheduler starts, which a warm window does not \
+                             have, so this window is never active; use fixed times such as \"0 8 * * 1-5\"",
+                        ),
+                        Ok(_) => {}
+                    }
                 }
             }
             if w.replicas < 1 {
@@ -1346,6 +1353,31 @@ mod tests {
         );
         // Not managed for this spec: no warning.
         assert!(warnings("env: {KN_APP_NAME: x}").is_empty());
+    }
+
+    #[test]
+    fn every_in_a_warm_window_is_a_warning_that_the_window_is_never_active() {
+        assert_eq!(
+            warnings(
+                "scaling: {warmSchedule: [{start: '@every 1h', end: '0 18 * * *', replicas: 2}, \
+                 {start: '0 8 * * *', end: '@every 30m', replicas: 2}, \
+                 {start: '@daily', end: '0 6 * * *', replicas: 2}]}"
+            ),
+            [
+                "spec.scaling.warmSchedule[0].start",
+                "spec.scaling.warmSchedule[1].end"
+            ]
+        );
+        let app = app("scaling: {warmSchedule: [{start: '@every 1h', end: '0 18 * * *', replicas: 2}]}");
+        let (_, report) = validate(&app).expect("valid");
+        let warning = &report.problems[0];
+        assert_eq!(warning.reason, reasons::SETTING_IGNORED);
+        assert!(warning.message.contains("never active"), "{warning}");
+        // A broken @every is still an error.
+        assert_eq!(
+            errors("scaling: {warmSchedule: [{start: '@every 0s', end: '0 18 * * *', replicas: 2}]}"),
+            ["spec.scaling.warmSchedule[0].start"]
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, LabelSelectorRequirement, ObjectMeta, OwnerReference,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::jiff::Timestamp;
 
 use super::{Manifest, RenderOptions};
 use crate::api::knative::{
@@ -27,9 +28,9 @@ use crate::api::knative::{
 };
 use crate::api::{
     API_VERSION, KIND, KnativeService, MANAGED_BY, NextAppSpec, ResourcesSpec, Runtime, ScalingSpec,
-    SecuritySpec, defaults, labels, ports, serve,
+    SecuritySpec, defaults, labels, ports, reasons, serve,
 };
-use crate::policy::ValidatedApp;
+use crate::policy::{Problem, Severity, ValidatedApp, warm};
 
 /// Knative autoscaling annotation keys.
 mod annotations {
@@ -364,7 +365,34 @@ fn container_env(spec: &NextAppSpec, app_name: &str) -> Vec<EnvVar> {
     out
 }
 
-fn template_annotations(spec: &NextAppSpec) -> BTreeMap<String, String> {
+/// The `WarmScheduleNotRendered` warning of a render without a clock (see [`super::warnings`]), for
+/// an app with warm windows that the operator would apply; previews have none (their min-scale is 0
+/// either way).
+pub(super) fn warm_schedule_warning(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> Option<Problem> {
+    let spec = app.spec();
+    let scaling = spec.scaling.as_ref()?;
+    let windows = warm::scheduled_windows(scaling);
+    if opts.now.is_some() || windows == 0 || is_preview(spec) {
+        return None;
+    }
+    let windows = if windows == 1 {
+        String::from("1 window is")
+    } else {
+        format!("{windows} windows are")
+    };
+    Some(Problem {
+        severity: Severity::Warning,
+        reason: reasons::WARM_SCHEDULE_NOT_RENDERED,
+        path: "spec.scaling.warmSchedule".to_owned(),
+        message: format!(
+            "{windows} applied by the knext operator only; GitOps output has no clock, so min-scale \
+             stays at {}",
+            warm::min_scale(scaling, None)
+        ),
+    })
+}
+
+fn template_annotations(spec: &NextAppSpec, now: Option<Timestamp>) -> BTreeMap<String, String> {
     let mut a = BTreeMap::new();
     let unset = ScalingSpec::default(); // allocation-free
     let s = spec.scaling.as_ref().unwrap_or(&unset);
@@ -372,11 +400,7 @@ fn template_annotations(spec: &NextAppSpec) -> BTreeMap<String, String> {
     let mut put = |k: &str, v: String| {
         a.insert(k.to_owned(), v);
     };
-    let min = if preview {
-        0
-    } else {
-        s.min_scale.unwrap_or(defaults::MIN_SCALE)
-    };
+    let min = if preview { 0 } else { warm::min_scale(s, now) };
     let max = if preview {
         1
     } else {
@@ -589,7 +613,7 @@ pub fn build_knative_service(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -
         KnativeServiceSpec {
             template: RevisionTemplateSpec {
                 metadata: TemplateMeta {
-                    annotations: template_annotations(spec),
+                    annotations: template_annotations(spec, opts.now),
                     labels: template_labels,
                 },
                 spec: RevisionSpec {
@@ -651,6 +675,107 @@ mod tests {
             .parse()
             .unwrap();
         (revision.timeout_seconds.unwrap(), cap, warnings)
+    }
+
+    const WARM: &str = "scaling: {minScale: 1, warmSchedule: [{start: '0 8 * * 1-5', end: '0 18 * * 1-5', \
+                        replicas: 3, timezone: Europe/Berlin}]}\n";
+    /// Friday 10:00 in Berlin: inside the window.
+    const FRIDAY_MORNING: &str = "2026-03-27T10:00:00+01:00";
+
+    fn mk_app(extra: &str) -> NextApp {
+        let spec = format!("image: ghcr.io/acme/web@{DIGEST}\n{extra}");
+        NextApp::new("web", serde_yaml::from_str(&spec).unwrap())
+    }
+
+    fn mk_opts(now: Option<&str>) -> RenderOptions<'static> {
+        RenderOptions {
+            now: now.map(|t| t.parse().unwrap()),
+            ..RenderOptions::default()
+        }
+    }
+
+    /// The rendered Knative Service of an app with `extra` spec lines, rendered at `now`.
+    fn rendered_service(extra: &str, now: Option<&str>) -> KnativeService {
+        let app = mk_app(extra);
+        let (valid, _) = policy::validate(&app).unwrap();
+        build_knative_service(&valid, &mk_opts(now))
+    }
+
+    fn rendered_min_scale(extra: &str, now: Option<&str>) -> String {
+        let svc = rendered_service(extra, now);
+        svc.spec.template.metadata.annotations[annotations::MIN_SCALE].clone()
+    }
+
+    #[test]
+    fn a_clock_inside_a_warm_window_raises_min_scale_and_no_clock_renders_the_base() {
+        assert_eq!(rendered_min_scale(WARM, Some(FRIDAY_MORNING)), "3");
+        // Saturday, and Friday at the end instant: the base.
+        assert_eq!(rendered_min_scale(WARM, Some("2026-03-28T10:00:00+01:00")), "1");
+        assert_eq!(rendered_min_scale(WARM, Some("2026-03-27T18:00:00+01:00")), "1");
+        assert_eq!(rendered_min_scale(WARM, None), "1");
+        // Previews stay at 0, window or not.
+        let preview = format!("{WARM}preview: {{enabled: true, prId: '7'}}\n");
+        assert_eq!(rendered_min_scale(&preview, Some(FRIDAY_MORNING)), "0");
+    }
+
+    #[test]
+    fn the_clock_changes_nothing_but_min_scale() {
+        let without = rendered_service(WARM, None);
+        let outside = rendered_service(WARM, Some("2026-03-28T10:00:00+01:00"));
+        assert_eq!(outside, without);
+        let mut inside = rendered_service(WARM, Some(FRIDAY_MORNING));
+        inside
+            .spec
+            .template
+            .metadata
+            .annotations
+            .insert(annotations::MIN_SCALE.to_owned(), "1".to_owned());
+        assert_eq!(inside, without);
+    }
+
+    #[test]
+    fn only_a_render_without_a_clock_warns_that_the_floors_are_left_out() {
+        let warnings = |extra: &str, now: Option<&str>| {
+            let app = mk_app(extra);
+            let (valid, _) = policy::validate(&app).unwrap();
+            super::super::warnings(&valid, &mk_opts(now))
+        };
+        let got = warnings(WARM, None);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].severity, Severity::Warning);
+        assert_eq!(got[0].reason, crate::api::reasons::WARM_SCHEDULE_NOT_RENDERED);
+        assert_eq!(
+            got[0].to_string(),
+            "spec.scaling.warmSchedule: 1 window is applied by the knext operator only; GitOps output has \
+             no clock, so min-scale stays at 1"
+        );
+        // The validator, which the operator runs and publishes as events, does not say it.
+        let (_, report) = policy::validate(&mk_app(WARM)).unwrap();
+        assert_eq!(report.problems, []);
+        // The operator renders with its clock: nothing to warn about, inside a window or not.
+        assert_eq!(warnings(WARM, Some(FRIDAY_MORNING)), []);
+        assert_eq!(warnings(WARM, Some("2026-03-28T10:00:00+01:00")), []);
+        // No windows, only @every windows (the validator warns about those), or a preview: nothing
+        // is left out.
+        assert_eq!(warnings("", None), []);
+        assert_eq!(
+            warnings(
+                "scaling: {warmSchedule: [{start: '@every 1h', end: '0 18 * * *', replicas: 2}]}",
+                None
+            ),
+            []
+        );
+        assert_eq!(warnings(&format!("{WARM}preview: {{enabled: true}}\n"), None), []);
+        let two = "scaling: {warmSchedule: [{start: '0 8 * * *', end: '0 9 * * *', replicas: 2}, \
+                   {start: '0 17 * * *', end: '0 18 * * *', replicas: 2}]}";
+        assert!(
+            warnings(two, None)[0]
+                .message
+                .starts_with("2 windows are applied by the knext operator only; "),
+            "{:?}",
+            warnings(two, None)
+        );
+        assert!(warnings(two, None)[0].message.ends_with("min-scale stays at 0"));
     }
 
     #[test]

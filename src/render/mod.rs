@@ -1,7 +1,8 @@
 //! Pure renderers: validated NextApps in, typed Kubernetes objects and their YAML out.
 //!
 //! Shared with `build.rs`; no I/O, clock, environment or randomness. The same functions serve the CLI,
-//! snapshots, users' build scripts and the operator, so every entry point emits identical objects.
+//! snapshots, users' build scripts and the operator, so every entry point emits identical objects; the
+//! only input that differs is the operator's time ([`RenderOptions::now`], for warm floors).
 
 pub mod app;
 pub mod bundle;
@@ -16,9 +17,10 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{ClusterImagePolicy, KnativeService};
-use crate::policy::ValidatedApp;
+use crate::policy::{Problem, ValidatedApp};
 use crate::yaml::emit;
 
 /// The delimiters of knext's templates.
@@ -63,6 +65,10 @@ pub struct RenderOptions<'a> {
     /// DaemonSet's init container ([`imgcache`]). `None`: [`BUILT_KNEXT_IMAGE`], the image this knext
     /// was built with.
     pub knext_image: Option<&'a str>,
+    /// The operator's clock at this reconcile. When set, `min-scale` is raised to the warm-schedule
+    /// floor active at that instant ([`crate::policy::warm`]). GitOps output (the CLI, build scripts)
+    /// has no clock and leaves it unset: it renders the base `minScale`, and [`warnings`] says so.
+    pub now: Option<Timestamp>,
 }
 
 impl RenderOptions<'_> {
@@ -195,4 +201,13 @@ impl Manifest {
 /// Renders one validated app with the per-app renderers.
 pub fn app(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> Vec<Manifest> {
     app::render(app, opts)
+}
+
+/// What rendering `app` with `opts` leaves out of the objects, as warnings for the GitOps paths
+/// ([`crate::pipeline`]: `knext render`, `knext validate`, build scripts) to report next to the
+/// validator's: without a clock ([`RenderOptions::now`] unset), the warm-schedule floors
+/// (`WarmScheduleNotRendered`). Empty with a clock: the operator applies the floors itself, and must not
+/// publish this as an event (it does not call this function).
+pub fn warnings(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> Vec<Problem> {
+    app::warm_schedule_warning(app, opts).into_iter().collect()
 }
