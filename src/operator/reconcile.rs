@@ -310,7 +310,6 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
         default_signature: ctx.default_signature.as_ref(),
         knext_image: ctx.knext_image.as_deref(),
         now: Some(now),
-        ..RenderOptions::default()
     };
     let manifests = render::app(&valid, &opts);
     if let Some(message) = render::image_policy::default_uncoverable(&valid, &opts)
