@@ -1,5 +1,8 @@
-//! One NextApp → its children and its status: validate → render → inspect → apply → prune → status.
+//! One NextApp → its children and its status: finalizer → validate → render → inspect → apply →
+//! prune → status.
 //!
+//! - **finalizer** ([`super::finalizer`]): kept exactly on apps with Redis keys or objects to delete;
+//!   a NextApp being deleted that carries it gets its bounded cleanup, then loses it.
 //! - **validate** with the one validator ([`crate::policy::validate`]). On failure: `Ready=False`,
 //!   `Degraded=True` with reason `InvalidImage` or `InvalidSpec`, a Warning event with the full message,
 //!   nothing applied, and no requeue (the next change of the NextApp triggers the next pass). Each
@@ -10,10 +13,12 @@
 //! - **inspect** the three child names (Knative Service, ServiceAccount, NetworkPolicy) with one
 //!   metadata-only GET each, and decide with [`super::ownership`] what may be applied or deleted: never
 //!   an object another owner controls, nor one without a controller that is not labelled for this app.
-//! - **apply** every object allowed by server-side apply, field manager `knext-operator`, `force`.
+//! - **apply** every object allowed by server-side apply, field manager `knext-operator`, `force`, the
+//!   ServiceAccount before the Knative Service whose pods name it.
 //!   The cluster-scoped ClusterImagePolicy of `security.signature` follows, through
 //!   [`super::image_policy`] (no owner reference can tie it to the NextApp: labels and an owner-UID
 //!   annotation do, and a sweep deletes the policies of NextApps that are gone).
+//!   The image-prewarm NetworkPolicy and DaemonSet follow, best-effort ([`super::image_cache`]).
 //! - **prune**: when the NetworkPolicy is not rendered (`security.networkPolicy: false`), delete
 //!   `<app>-allow-ingress` by name if this NextApp controls it, whatever its labels, on condition that
 //!   it is still the object inspected (UID precondition); otherwise leave it and say so.
@@ -21,8 +26,13 @@
 //!   subresource only when it differs from the live one. A conflict, or a policy left in place, is
 //!   also a Warning event, published when the status does not name it yet (so once, not every pass).
 //!
-//! Requeue after 30 s while the Knative Service is not Ready, 60 s while an ownership conflict lasts,
-//! 5 min while a signature cannot be enforced because policy-controller is not installed;
+//! Events: a Normal `Reconciled` when an apply changed an object (its `resourceVersion`) or something
+//! was deleted, a Warning `ReconcileFailed` when a pass fails, and the status's transitions
+//! ([`status::Verdict::transitions`]); a steady app publishes and writes nothing.
+//!
+//! Requeue at the next warm-window boundary (10 s to 1 h), after 30 s while the Knative Service is not
+//! Ready or a pinned Revision is missing, 60 s while an ownership conflict lasts,
+//! 2 min after an image-prewarm failure, 5 min while a signature cannot be enforced because policy-controller is not installed;
 //! API errors back off exponentially per object (5 s doubling to 5 min) without holding up other
 //! NextApps.
 
@@ -399,8 +409,7 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
     )
     .await?
     {
-        Outcome::Nothing => {}
-        Outcome::Applied => {}
+        Outcome::Nothing | Outcome::Applied => {}
         Outcome::Deleted => changed.push(format!(
             "deleted ClusterImagePolicy {}",
             render::image_policy::cluster_image_policy_name(namespace, name)
@@ -488,8 +497,7 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
     for left in observed.left_in_place.iter().filter(|m| !reported(app, m)) {
         warn_event(ctx, app, reasons::NOT_OWNED, "Delete", left).await;
     }
-    if !changed.is_empty() {
-        let note = format!("Applied {}", changed.join(", "));
+    if let Some(note) = changes_note(&changed) {
         tracing::info!(nextapp = %key(app), %note);
         event(ctx, app, EventType::Normal, REASON_RECONCILED, "Apply", &note).await;
     }
@@ -502,6 +510,25 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
         Some(after) => (Action::requeue(after), true),
         None => (Action::await_change(), false),
     })
+}
+
+/// The note of the `Reconciled` event: "Applied A, B; deleted C" (entries starting with "deleted " are
+/// deletions); `None` when nothing changed.
+fn changes_note(changed: &[String]) -> Option<String> {
+    let (deleted, applied): (Vec<&str>, Vec<&str>) = changed
+        .iter()
+        .map(String::as_str)
+        .partition(|c| c.starts_with("deleted "));
+    let deleted: Vec<&str> = deleted.iter().map(|d| &d["deleted ".len()..]).collect();
+    let parts: Vec<String> = [("Applied", applied), ("deleted", deleted)]
+        .into_iter()
+        .filter(|(_, items)| !items.is_empty())
+        .map(|(verb, items)| format!("{verb} {}", items.join(", ")))
+        .collect();
+    let note = parts.join("; ");
+    let mut chars = note.chars();
+    let first = chars.next()?;
+    Some(first.to_uppercase().chain(chars).collect())
 }
 
 /// Shortest and longest wait for the next warm-window boundary.

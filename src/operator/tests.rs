@@ -1901,7 +1901,7 @@ async fn image_prewarm_switched_off_deletes_what_this_app_controls_and_drops_the
         // Another owner's DaemonSet of that name is left alone.
         expect_metadata(&mut h, DS_URL, Some(found("ds-uid", json!({}), Some("d-uid")))).await;
         let note = expect_reconciled(&mut h).await;
-        assert_eq!(note, "Applied deleted NetworkPolicy web/shop-imgcache");
+        assert_eq!(note, "Deleted NetworkPolicy web/shop-imgcache");
         let status = expect_status(&mut h).await;
         assert!(
             status["conditions"]
