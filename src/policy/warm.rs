@@ -18,14 +18,16 @@
 //!   render again.
 //! - Fire times follow robfig/cron v3 `SpecSchedule.Next` (the Go operator's library, and what
 //!   Kubernetes CronJobs use) in the window's `timezone` (default UTC), day-of-month and day-of-week
-//!   combined with OR unless either is `*`. Daylight saving time as robfig, with one fix:
-//!   - spring forward (as robfig): a time in the skipped hour does not exist and does not fire that
-//!     day. A window with both boundaries in the gap does not happen that day; one whose end
-//!     alone is in the gap is inactive that day; one whose start alone is in the gap is active from
-//!     the previous day's end until its end that day (its next end comes before its next start);
-//!   - fall back (the fix): a wall-clock time that occurs twice fires only the first time. robfig
-//!     fires it twice, which made the Go operator see a window whose start repeats as inactive during
-//!     the repeated hour, and one whose end repeats as active again.
+//!   combined with OR unless either is `*`. Daylight saving time as cron daemons treat it, where
+//!   robfig does otherwise:
+//!   - spring forward: a time in the skipped hour fires when the gap ends (at 03:00 when 02:00 jumps
+//!     to 03:00). robfig skips it, so a window whose start fell in the gap stayed open from the
+//!     previous day's end (a day of extra replicas) and one whose end fell in it did not happen. Now
+//!     a window with both boundaries in the gap does not happen that day (it opens and closes at the
+//!     same instant), and one with either boundary in it opens or closes at the gap's end;
+//!   - fall back: a wall-clock time that occurs twice fires only the first time. robfig fires it
+//!     twice, which made the Go operator see a window whose start repeats as inactive during the
+//!     repeated hour, and one whose end repeats as active again.
 //! - `@every <duration>` runs relative to when a scheduler started, which a stateless window does not
 //!   have: a window with `@every` in either boundary is never active and has no boundaries (the
 //!   validator warns, reason `SettingIgnored`).
@@ -100,7 +102,7 @@ pub fn scheduled_windows(scaling: &ScalingSpec) -> usize {
 
 /// The first time strictly after `after` at which `schedule` fires in `tz`: robfig/cron v3's
 /// `SpecSchedule.Next`, except that a wall-clock time occurring twice (fall back) fires only the
-/// first time. `None` for `@every`, when nothing fires within robfig's five-year horizon, after
+/// first time and one that does not exist (spring forward) fires when the gap ends. `None` for `@every`, when nothing fires within robfig's five-year horizon, after
 /// [`MAX_STEPS`] steps, or beyond the range of [`Timestamp`].
 pub fn next_fire(schedule: &Schedule, tz: Tz, after: Timestamp) -> Option<Timestamp> {
     if schedule.every.is_some() {
@@ -109,14 +111,82 @@ pub fn next_fire(schedule: &Schedule, tz: Tz, after: Timestamp) -> Option<Timest
     let clock = Clock { tz };
     let mut budget = MAX_STEPS;
     // robfig drops the fraction of the second and starts at the next whole one.
-    let mut t = i64::try_from(after.as_nanosecond().div_euclid(1_000_000_000)).ok()?;
+    let start = i64::try_from(after.as_nanosecond().div_euclid(1_000_000_000)).ok()?;
+    let mut t = start;
     loop {
         step(&mut budget)?;
         let fire = robfig_next(schedule, &clock, t, &mut budget)?;
         if !clock.repeats_earlier(fire)? {
+            let fire = gap_fire(schedule, &clock, start, fire, &mut budget)?.unwrap_or(fire);
             return Timestamp::from_second(fire).ok();
         }
         t = fire;
+    }
+}
+
+/// The end of the first spring-forward gap in (`after`, `fire`) during which `schedule` names a
+/// wall-clock time that does not exist: such a time fires when the gap ends (the first instant of the
+/// new offset), as cron daemons run a skipped hour's jobs when it is over. robfig skips it, which left
+/// a window whose start falls in the gap open from the previous day's end (a day of extra replicas)
+/// and dropped a window whose end falls in it. `Ok(None)` when there is no such gap; `None` (the
+/// search gives up) past the step budget.
+fn gap_fire(s: &Schedule, clock: &Clock, after: i64, fire: i64, budget: &mut u32) -> Option<Option<i64>> {
+    let mut t = after;
+    while t < fire {
+        step(budget)?;
+        let next = t.saturating_add(DAY).min(fire);
+        let before = clock.offset(t)?;
+        if clock.offset(next)? > before {
+            // The transition: the first second with a larger offset.
+            let (mut lo, mut hi) = (t, next);
+            while hi - lo > 1 {
+                step(budget)?;
+                let mid = lo + (hi - lo) / 2;
+                if clock.offset(mid)? > before {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            let (from, to) = (hi.checked_add(before)?, hi.checked_add(clock.offset(hi)?)?);
+            // The skipped wall-clock minutes: [from, to) in local seconds.
+            let mut local = from + (MINUTE - from.rem_euclid(MINUTE)) % MINUTE;
+            while local < to {
+                step(budget)?;
+                if hi > after && matches_wall(s, &wall_of_local(local)) {
+                    return Some(Some(hi));
+                }
+                local += MINUTE;
+            }
+        }
+        t = next;
+    }
+    Some(None)
+}
+
+/// Whether `schedule` names the wall-clock minute `w` (second 0).
+fn matches_wall(s: &Schedule, w: &Wall) -> bool {
+    has(s.months, w.month)
+        && day_matches(s, w)
+        && has(s.hours, w.hour)
+        && has(s.minutes, w.minute)
+        && has(SECONDS, w.second)
+}
+
+/// The wall clock of `local` seconds since the epoch, read as a local date and time (no zone).
+fn wall_of_local(local: i64) -> Wall {
+    let days = local.div_euclid(DAY);
+    let secs = local.rem_euclid(DAY);
+    let (year, month, day) = civil_from_days(days);
+    Wall {
+        year,
+        month,
+        day,
+        hour: secs / HOUR,
+        minute: secs % HOUR / MINUTE,
+        second: secs % MINUTE,
+        // 1970-01-01 was a Thursday.
+        weekday: (days + 4).rem_euclid(7),
     }
 }
 
@@ -287,20 +357,7 @@ impl Clock {
 
     /// `t.Date()`, `t.Clock()` and `t.Weekday()`.
     fn wall(&self, t: i64) -> Option<Wall> {
-        let local = t.checked_add(self.offset(t)?)?;
-        let days = local.div_euclid(DAY);
-        let secs = local.rem_euclid(DAY);
-        let (year, month, day) = civil_from_days(days);
-        Some(Wall {
-            year,
-            month,
-            day,
-            hour: secs / HOUR,
-            minute: secs % HOUR / MINUTE,
-            second: secs % MINUTE,
-            // 1970-01-01 was a Thursday.
-            weekday: (days + 4).rem_euclid(7),
-        })
+        Some(wall_of_local(t.checked_add(self.offset(t)?)?))
     }
 
     /// `time.Date(year, month, day, hour, minute, second, 0, loc)`: out-of-range months and days
@@ -421,14 +478,17 @@ mod tests {
             "* * * * * | UTC | 2012-12-31T23:59:45Z | 2013-01-01T00:00:00Z",
             "0 0 29 Feb ? | UTC | 2012-07-09T23:35:00Z | 2016-02-29T00:00:00Z",
             // Spring forward, New York: 2am EST -> 3am EDT.
-            "30 2 11 Mar ? | America/New_York | 2012-03-11T00:00:00-05:00 | 2013-03-11T02:30:00-04:00",
+            // knext: the skipped 02:30 fires when the gap ends (robfig: 2013-03-11T02:30:00-04:00).
+            "30 2 11 Mar ? | America/New_York | 2012-03-11T00:00:00-05:00 | 2012-03-11T03:00:00-04:00",
             "0 * * * ? | America/New_York | 2012-03-11T00:00:00-05:00 | 2012-03-11T01:00:00-05:00",
             "0 * * * ? | America/New_York | 2012-03-11T01:00:00-05:00 | 2012-03-11T03:00:00-04:00",
             "0 * * * ? | America/New_York | 2012-03-11T03:00:00-04:00 | 2012-03-11T04:00:00-04:00",
             "0 1 * * ? | America/New_York | 2012-03-11T00:00:00-05:00 | 2012-03-11T01:00:00-05:00",
             "0 1 * * ? | America/New_York | 2012-03-11T01:00:00-05:00 | 2012-03-12T01:00:00-04:00",
-            // 2am nightly job (skipped)
-            "0 2 * * ? | America/New_York | 2012-03-11T00:00:00-05:00 | 2012-03-12T02:00:00-04:00",
+            // 2am nightly job: knext runs it when the gap ends (robfig skips it:
+            // 2012-03-12T02:00:00-04:00).
+            "0 2 * * ? | America/New_York | 2012-03-11T00:00:00-05:00 | 2012-03-11T03:00:00-04:00",
+            "0 2 * * ? | America/New_York | 2012-03-11T03:00:00-04:00 | 2012-03-12T02:00:00-04:00",
             // Fall back, New York: 2am EDT -> 1am EST.
             "30 2 04 Nov ? | America/New_York | 2012-11-04T00:00:00-04:00 | 2012-11-04T02:30:00-05:00",
             "0 * * * ? | America/New_York | 2012-11-04T00:00:00-04:00 | 2012-11-04T01:00:00-04:00",
@@ -618,7 +678,7 @@ mod tests {
             windows: BERLIN_GAP_DAY,
             now: "2026-03-29T01:59:00+01:00",
             floor: None,
-            next: Some("2026-03-30T02:00:00+02:00"),
+            next: Some("2026-03-29T03:00:00+02:00"),
         },
         Case {
             name: "gap-day window: after the skipped hour, the window did not happen",
@@ -747,16 +807,30 @@ mod tests {
             next: Some("2026-03-08T04:00:00-04:00"),
         },
         Case {
-            name: "New York spring forward: a start in the gap leaves the window open from the last end",
+            name: "New York spring forward: a start in the gap, the day before: closed (robfig: open)",
             windows: "[{start: '30 2 * * *', end: '0 4 * * *', replicas: 2, timezone: America/New_York}]",
             now: "2026-03-07T12:00:00-05:00",
+            floor: None,
+            next: Some("2026-03-08T03:00:00-04:00"),
+        },
+        Case {
+            name: "New York spring forward: a start in the gap opens the window when the gap ends",
+            windows: "[{start: '30 2 * * *', end: '0 4 * * *', replicas: 2, timezone: America/New_York}]",
+            now: "2026-03-08T03:00:00-04:00",
             floor: Some(2),
             next: Some("2026-03-08T04:00:00-04:00"),
         },
         Case {
-            name: "New York spring forward: an end in the gap skips the day",
+            name: "New York spring forward: an end in the gap closes the window when the gap ends",
             windows: "[{start: '30 1 * * *', end: '30 2 * * *', replicas: 2, timezone: America/New_York}]",
             now: "2026-03-08T01:45:00-05:00",
+            floor: Some(2),
+            next: Some("2026-03-08T03:00:00-04:00"),
+        },
+        Case {
+            name: "New York spring forward: the window closed at the gap's end",
+            windows: "[{start: '30 1 * * *', end: '30 2 * * *', replicas: 2, timezone: America/New_York}]",
+            now: "2026-03-08T03:00:00-04:00",
             floor: None,
             next: Some("2026-03-09T01:30:00-04:00"),
         },
