@@ -15,6 +15,6 @@ scripts/operator-image.sh --pin "$ref"
 CI=false cargo build --locked --quiet   # build.rs writes generated/ (with CI set it only compares)
 changed="$(status)"
 [[ "$changed" == $' M Cargo.toml\n M generated/install.yaml' ]] || fail "want exactly Cargo.toml and generated/install.yaml changed, got: $changed"
-images="$(grep -E '^ +image: ' generated/install.yaml | sed -E 's/^ +image: //' | sort -u)"
+images="$(grep -E '^ +(image: |- --knext-image=)' generated/install.yaml | sed -E 's/^ +(image: |- --knext-image=)//' | sort -u)"
 [[ "$images" == "$ref" ]] || fail "generated/install.yaml names $images, not $ref"
 echo "re-pinned: Cargo.toml and generated/install.yaml name $ref; nothing else changed"
