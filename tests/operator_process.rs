@@ -377,11 +377,12 @@ fn resource_of(path: &str) -> (String, String, bool) {
 }
 
 /// An app the existing operator created (it carries the finalizer) is deleted: the operator deletes its
-/// Redis keys (a real redis-server on loopback, another app's keys beside them), says so in an event and
-/// removes the finalizer, on condition of the version it read.
+/// Redis keys (a real redis-server on loopback, another app's keys beside them) and its objects (a real
+/// S3-compatible moto_server, another app's objects beside them), says so in an event and removes the
+/// finalizer, on condition of the version it read.
 #[cfg(feature = "serve")]
 #[test]
-fn deleting_an_app_with_the_finalizer_removes_its_redis_keys_and_the_finalizer() {
+fn deleting_an_app_with_the_finalizer_removes_its_redis_keys_objects_and_the_finalizer() {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     let redis = support::serve::Redis::start();
@@ -397,6 +398,11 @@ fn deleting_an_app_with_the_finalizer_removes_its_redis_keys_and_the_finalizer()
     for i in 0..1200 {
         let _: () = redis.cmd(&["SET", &format!("shop:cache:/p/{i}"), "1"]);
     }
+    let s3 = support::moto::Moto::start();
+    s3.create_bucket("assets");
+    for key in ["shop/a.png", "shop/b/c.css", "shopfront/x", "shop", "other/y"] {
+        s3.put("assets", key);
+    }
     let app = serde_json::json!({
         "apiVersion": "apps.kn-next.dev/v1alpha1", "kind": "NextApp",
         "metadata": {"name": "shop", "namespace": "web", "uid": "00000000-0000-4000-8000-00000000beef",
@@ -404,17 +410,28 @@ fn deleting_an_app_with_the_finalizer_removes_its_redis_keys_and_the_finalizer()
                      "deletionTimestamp": "2026-12-01T10:00:00Z",
                      "finalizers": ["apps.kn-next.dev/external-cleanup"]},
         "spec": {"image": format!("registry.example.com/web/shop@sha256:{}", "a".repeat(64)),
-                 "cache": {"provider": "redis", "url": redis.url(), "keyPrefix": "shop"}},
+                 "cache": {"provider": "redis", "url": redis.url(), "keyPrefix": "shop"},
+                 "storage": {"provider": "s3", "bucket": "assets", "region": "us-east-1",
+                             "endpoint": s3.endpoint()}},
     });
     let api = FakeApiServer::start_listing(vec![app]);
     let dir = tempfile::tempdir().unwrap();
-    let child = operator(
-        &kubeconfig(dir.path(), &api.url()),
-        &[
+    // Credentials from the pod's environment, as the cloud SDKs read them (moto takes any).
+    let child = Command::new(env!("CARGO_BIN_EXE_knext"))
+        .args([
+            "operator",
             &format!("--metrics-addr=127.0.0.1:{}", free_port()),
             &format!("--health-addr=127.0.0.1:{}", free_port()),
-        ],
-    );
+        ])
+        .env("KUBECONFIG", kubeconfig(dir.path(), &api.url()))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let nextapp = "/apis/apps.kn-next.dev/v1alpha1/namespaces/web/nextapps/shop";
     let patched = || {
         api.seen()
@@ -439,6 +456,11 @@ fn deleting_an_app_with_the_finalizer_removes_its_redis_keys_and_the_finalizer()
         ["other:x", "shop", "shopfront:cache:/a"],
         "only the deleted app's keys go"
     );
+    assert_eq!(
+        s3.keys("assets"),
+        ["other/y", "shop", "shopfront/x"],
+        "only the deleted app's objects go"
+    );
     let seen = api.seen();
     let events: Vec<serde_json::Value> = seen
         .iter()
@@ -450,7 +472,10 @@ fn deleting_an_app_with_the_finalizer_removes_its_redis_keys_and_the_finalizer()
         .find(|e| e["reason"] == "CleanedUp")
         .unwrap_or_else(|| panic!("no CleanedUp event: {events:#?}"));
     assert_eq!(cleaned["type"], "Normal");
-    assert!(cleaned["note"].as_str().unwrap().contains("1202"), "{cleaned}");
+    assert_eq!(
+        cleaned["note"],
+        "deleted 1202 Redis keys matching shop:*; deleted 2 objects under shop/ in bucket assets"
+    );
     // The bundle grants the finalizer's patch.
     assert!(
         knext::render::bundle::operator_rules().iter().any(|r| {
