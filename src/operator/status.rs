@@ -19,6 +19,14 @@
 //! - `Reconciling` is `True` while a rollout is in progress (Knative `Ready=Unknown` or absent).
 //! - An invalid spec sets `Ready=False` and `Degraded=True` with reason `InvalidImage` (any image
 //!   problem) or `InvalidSpec`, and keeps every observed field (nothing was applied).
+//! - A pinned Revision (`traffic.revisionName`) that does not exist while the routes have not been
+//!   ready for [`PIN_STALL`] is `PinnedRevisionNotFound`, which takes precedence over the ingress
+//!   stall; a failed lookup keeps the previous verdict. Stalls are Warning events on the transition
+//!   only ([`Verdict::transitions`]), with the elapsed time; the condition messages stay static.
+//! - `DatabaseReady` (while `database.secretRef` is set), `RevalidationDeferred` (always) and
+//!   `ImageCacheReady` (while `scaling.imagePrewarm` is on or failed) follow Ready, Degraded and
+//!   Reconciling, in that order; none of them affects `Ready` or `Degraded`. A pass that applied
+//!   nothing keeps them as they were.
 //! - Every condition carries `observedGeneration`; `lastTransitionTime` changes only when the
 //!   condition's status does; `lastSuccessfulDeployTime` is set when a new revision becomes Ready.
 
