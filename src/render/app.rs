@@ -471,6 +471,16 @@ fn security_context(spec: &NextAppSpec) -> SecurityContext {
     let unset = SecuritySpec::default(); // allocation-free
     let sec = spec.security.as_ref().unwrap_or(&unset);
     SecurityContext {
+        run_as_user: Some(sec.run_as_user.unwrap_or(defaults::RUN_AS_ID)),
+        run_as_group: Some(sec.run_as_group.unwrap_or(defaults::RUN_AS_ID)),
+        ..hardened_security_context()
+    }
+}
+
+/// What every container knext renders gets: non-root, no privilege escalation, every capability
+/// dropped, a read-only root filesystem, seccomp `RuntimeDefault`.
+pub(super) fn hardened_security_context() -> SecurityContext {
+    SecurityContext {
         allow_privilege_escalation: Some(false),
         capabilities: Some(Capabilities {
             drop: Some(vec!["ALL".to_owned()]),
@@ -478,13 +488,16 @@ fn security_context(spec: &NextAppSpec) -> SecurityContext {
         }),
         read_only_root_filesystem: Some(true),
         run_as_non_root: Some(true),
-        run_as_user: Some(sec.run_as_user.unwrap_or(defaults::RUN_AS_ID)),
-        run_as_group: Some(sec.run_as_group.unwrap_or(defaults::RUN_AS_ID)),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".to_owned(),
-            localhost_profile: None,
-        }),
+        seccomp_profile: Some(runtime_default()),
         ..Default::default()
+    }
+}
+
+/// The seccomp profile of the container runtime's default.
+pub(super) fn runtime_default() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".to_owned(),
+        localhost_profile: None,
     }
 }
 

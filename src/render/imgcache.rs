@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, ExecAction, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, ResourceRequirements, SeccompProfile, SecurityContext, Toleration, Volume, VolumeMount,
+    Container, EmptyDirVolumeSource, ExecAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -31,7 +31,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::RenderOptions;
-use super::app::{metadata, network_policy_enabled, service_account_name};
+use super::app::{
+    hardened_security_context, metadata, network_policy_enabled, runtime_default, service_account_name,
+};
 use crate::api::{NextAppSpec, imgcache, labels, operator};
 use crate::policy::ValidatedApp;
 
@@ -139,7 +141,7 @@ pub fn image_cache(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> Option<D
                 .to_vec(),
         ),
         resources: Some(resources()),
-        security_context: Some(container_security_context()),
+        security_context: Some(hardened_security_context()),
         volume_mounts: Some(vec![mount(false)]),
         ..Default::default()
     };
@@ -156,7 +158,7 @@ pub fn image_cache(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> Option<D
         resources: Some(resources()),
         readiness_probe: Some(probe(READINESS_PERIOD_SECONDS)),
         liveness_probe: Some(probe(LIVENESS_PERIOD_SECONDS)),
-        security_context: Some(container_security_context()),
+        security_context: Some(hardened_security_context()),
         volume_mounts: Some(vec![mount(true)]),
         ..Default::default()
     };
@@ -219,27 +221,6 @@ pub fn image_cache(app: &ValidatedApp<'_>, opts: &RenderOptions<'_>) -> Option<D
         }),
         status: None,
     })
-}
-
-fn runtime_default() -> SeccompProfile {
-    SeccompProfile {
-        type_: "RuntimeDefault".to_owned(),
-        localhost_profile: None,
-    }
-}
-
-fn container_security_context() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".to_owned()]),
-            add: None,
-        }),
-        read_only_root_filesystem: Some(true),
-        run_as_non_root: Some(true),
-        seccomp_profile: Some(runtime_default()),
-        ..Default::default()
-    }
 }
 
 /// What copying a binary and sleeping need, and limits well above that.
