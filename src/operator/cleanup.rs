@@ -645,6 +645,12 @@ fn object_plan(spec: &NextAppSpec, notes: &mut Vec<String>) -> Option<(Store, St
     Some((store, storage.clone()))
 }
 
+/// Whether [`run`] has anything to clean for `spec`: the finalizer is kept exactly on such apps.
+pub fn has_external_state(spec: &NextAppSpec) -> bool {
+    let mut notes = Vec::new();
+    redis_plan(spec, &mut notes).is_some() || object_plan(spec, &mut notes).is_some()
+}
+
 /// `S3 bucket assets at https://minio:9000`, `GCS bucket assets`, `Azure container assets`.
 fn bucket_place(storage: &StorageSpec) -> String {
     let bucket = storage.bucket.as_deref().unwrap_or_default().trim();

@@ -25,7 +25,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use crate::api::{CacheProvider, NextApp, NextAppSpec, StorageProvider};
+use crate::api::{NextApp, NextAppSpec};
 
 /// The finalizer's name (the existing operator's).
 pub const FINALIZER: &str = "apps.kn-next.dev/external-cleanup";
@@ -46,18 +46,10 @@ pub type StoreResult = Result<String, String>;
 pub type Cleaner =
     Arc<dyn Fn(String, NextAppSpec) -> Pin<Box<dyn Future<Output = Vec<StoreResult>> + Send>> + Send + Sync>;
 
-/// Whether `spec` names state outside the cluster that deleting the app must remove.
+/// Whether `spec` names state outside the cluster that deleting the app must remove: what the
+/// cleanup itself would clean ([`super::cleanup::has_external_state`]).
 pub fn wants(spec: &NextAppSpec) -> bool {
-    let redis = spec.cache.as_ref().is_some_and(|c| {
-        c.provider == Some(CacheProvider::Redis)
-            && c.key_prefix.as_deref().is_some_and(|p| !p.trim().is_empty())
-            && c.url.as_deref().is_some_and(|u| !u.trim().is_empty())
-    });
-    let objects = spec.storage.as_ref().is_some_and(|s| {
-        s.provider.is_some_and(|p| p != StorageProvider::Local)
-            && s.bucket.as_deref().is_some_and(|b| !b.trim().is_empty())
-    });
-    redis || objects
+    super::cleanup::has_external_state(spec)
 }
 
 /// Whether the NextApp carries the finalizer.

@@ -15,7 +15,7 @@
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, DeleteParams, GetParams, ObjectMeta, Patch, PatchParams, Preconditions};
+use kube::api::{Api, GetParams, ObjectMeta, Patch, PatchParams};
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -188,21 +188,13 @@ where
     let Holder::Ours { uid: object_uid } = ownership::classify(meta.as_ref(), app, uid) else {
         return Ok(());
     };
-    let params = DeleteParams {
-        preconditions: Some(Preconditions {
-            uid: Some(object_uid),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
-    match api.delete(&name, &params).await {
-        Ok(_) => {
-            changed.push(format!("deleted {describe}"));
-            Ok(())
-        }
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(format!("{describe} could not be deleted: {e}")),
+    if super::reconcile::delete_with_uid(api, &name, &object_uid)
+        .await
+        .map_err(|e| format!("{describe} could not be deleted: {e}"))?
+    {
+        changed.push(format!("deleted {describe}"));
     }
+    Ok(())
 }
 
 /// The metadata of the object at `name` (from the watch cache), `None` when absent.

@@ -251,15 +251,6 @@ pub fn backoff(attempt: u32) -> Duration {
 
 /// The stages; returns the action and whether a timed requeue is pending.
 async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), Error> {
-    if app.metadata.deletion_timestamp.is_some() {
-        // Owner references let the garbage collector remove the children; the finalizer's cleanup
-        // removes what lies outside the cluster.
-        ctx.metrics.forget(&key(app));
-        if finalizer::has(app) {
-            finalize(ctx, app).await?;
-        }
-        return Ok((Action::await_change(), false));
-    }
     let namespace = app
         .metadata
         .namespace
@@ -275,6 +266,15 @@ async fn reconcile_app(app: &NextApp, ctx: &Context) -> Result<(Action, bool), E
         .uid
         .as_deref()
         .ok_or(Error::MissingField("metadata.uid"))?;
+    if app.metadata.deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the children; the finalizer's cleanup
+        // removes what lies outside the cluster.
+        ctx.metrics.forget(&key(app));
+        if finalizer::has(app) {
+            finalize(ctx, app, namespace, name, uid).await?;
+        }
+        return Ok((Action::await_change(), false));
+    }
     let now = (ctx.now)();
 
     // 0. the finalizer, exactly on apps with state outside the cluster (before validation: an app
@@ -621,18 +621,7 @@ fn note_change(
 /// [`finalizer::CLEANUP_BOUND`]): its Redis keys and objects through `ctx.cleaner`, then its
 /// ClusterImagePolicy; a Warning event per failure, a Normal one naming what went; then the finalizer
 /// is removed whatever happened (a failed removal fails the pass, which is retried).
-async fn finalize(ctx: &Context, app: &NextApp) -> Result<(), Error> {
-    let namespace = app
-        .metadata
-        .namespace
-        .as_deref()
-        .ok_or(Error::MissingField("metadata.namespace"))?;
-    let name = app
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::MissingField("metadata.name"))?;
-    let uid = app.metadata.uid.as_deref().unwrap_or_default();
+async fn finalize(ctx: &Context, app: &NextApp, namespace: &str, name: &str, uid: &str) -> Result<(), Error> {
     let cleanup = async {
         let mut results = (ctx.cleaner)(name.to_owned(), app.spec.clone()).await;
         match image_policy::reconcile(&ctx.client, namespace, name, uid, None, true).await {
@@ -688,6 +677,28 @@ async fn finalize(ctx: &Context, app: &NextApp) -> Result<(), Error> {
 /// inspects the new object). Already gone is fine.
 async fn delete_network_policy(ctx: &Context, namespace: &str, app: &str, uid: &str) -> Result<(), Error> {
     let name = Child::NetworkPolicy.name(app);
+    let api = Api::<NetworkPolicy>::namespaced(ctx.client.clone(), namespace);
+    if delete_with_uid(&api, &name, uid).await.map_err(api_error(
+        "delete",
+        "NetworkPolicy",
+        namespace,
+        &name,
+    ))? {
+        tracing::info!(
+            namespace,
+            name,
+            "deleted NetworkPolicy (security.networkPolicy is false)"
+        );
+    }
+    Ok(())
+}
+
+/// Deletes `name` on condition that it is still the object `uid` (the API server answers 409 for a
+/// replaced one); `false` when it is already gone.
+pub(super) async fn delete_with_uid<K>(api: &Api<K>, name: &str, uid: &str) -> Result<bool, kube::Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let params = DeleteParams {
         preconditions: Some(Preconditions {
             uid: Some(uid.to_owned()),
@@ -695,20 +706,10 @@ async fn delete_network_policy(ctx: &Context, namespace: &str, app: &str, uid: &
         }),
         ..DeleteParams::default()
     };
-    match Api::<NetworkPolicy>::namespaced(ctx.client.clone(), namespace)
-        .delete(&name, &params)
-        .await
-    {
-        Ok(_) => {
-            tracing::info!(
-                namespace,
-                name,
-                "deleted NetworkPolicy (security.networkPolicy is false)"
-            );
-            Ok(())
-        }
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(api_error("delete", "NetworkPolicy", namespace, &name)(e)),
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

@@ -253,9 +253,7 @@ pub fn applied(app: &NextApp, observed: &Observed, now: Timestamp) -> Verdict {
     });
     let ready = current.and_then(|k| k.condition("Ready"));
     let ready_status = ready.map_or("Unknown", |c| c.status.as_str());
-    let pin = pinned_stall(app, &previous, observed.pinned, current, now);
-    let stalled = pin
-        .clone()
+    let stalled = pinned_stall(app, &previous, observed.pinned, current, now)
         .or_else(|| current.and_then(|k| ingress_stall(k, now)));
 
     let (ready_reason, ready_message) = if let Some((stall_reason, stall, _)) = &stalled {

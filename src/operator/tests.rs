@@ -165,22 +165,27 @@ async fn expect_reconciled(handle: &mut Handle) -> String {
 /// `PartialObjectMetadata` carrying the given metadata, or 404 for `None`.
 async fn expect_inspections(handle: &mut Handle, [ksvc, sa, np]: [Option<Value>; 3]) {
     for (url, meta) in [(KSVC_URL, ksvc), (SA_URL, sa), (NP_URL, np)] {
-        // From the API server's watch cache (resourceVersion=0), not a quorum read.
-        let url = format!("{url}?&resourceVersion=0");
-        let (accept, body, send) = expect_request(handle, Method::GET, &url).await;
-        assert!(
-            accept.contains("as=PartialObjectMetadata"),
-            "metadata only: {accept}"
-        );
-        assert_eq!(body, Value::Null);
-        match meta {
-            None => not_found(send),
-            Some(meta) => reply(
-                send,
-                StatusCode::OK,
-                &json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": meta}),
-            ),
-        }
+        expect_metadata(handle, url, meta).await;
+    }
+}
+
+/// Expects the metadata GET of `url` and answers with `meta` or 404.
+async fn expect_metadata(handle: &mut Handle, url: &str, meta: Option<Value>) {
+    // From the API server's watch cache (resourceVersion=0), not a quorum read.
+    let url = format!("{url}?&resourceVersion=0");
+    let (accept, body, send) = expect_request(handle, Method::GET, &url).await;
+    assert!(
+        accept.contains("as=PartialObjectMetadata"),
+        "metadata only: {accept}"
+    );
+    assert_eq!(body, Value::Null);
+    match meta {
+        None => not_found(send),
+        Some(meta) => reply(
+            send,
+            StatusCode::OK,
+            &json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": meta}),
+        ),
     }
 }
 
@@ -297,6 +302,18 @@ async fn expect_policy_apply(handle: &mut Handle, policy: &Value) -> Value {
     assert_eq!(body["metadata"]["annotations"]["apps.kn-next.dev/owner-uid"], UID);
     reply(send, StatusCode::OK, &body);
     body
+}
+
+/// `app` with the status of a pass that found its Knative Service Ready (revision `shop-00001`, active).
+fn with_ready_status(mut app: NextApp) -> NextApp {
+    let observed = status::Observed {
+        knative: serde_json::from_value(ready_ksvc()).ok(),
+        revision_active: Some(true),
+        knative_generation: Some(1),
+        ..status::Observed::default()
+    };
+    app.status = Some(status::applied(&app, &observed, now()).status);
+    app
 }
 
 /// Inspections of an app whose children exist and are its own: `None` entries of `holders` become
@@ -499,14 +516,7 @@ async fn a_ready_knative_service_makes_the_app_ready_with_its_url() {
 
 #[tokio::test]
 async fn an_unchanged_status_is_not_written_again() {
-    let mut a = app(json!({}));
-    let observed = status::Observed {
-        knative: serde_json::from_value(ready_ksvc()).ok(),
-        revision_active: Some(true),
-        knative_generation: Some(1),
-        ..status::Observed::default()
-    };
-    a.status = Some(status::applied(&a, &observed, now()).status);
+    let a = with_ready_status(app(json!({})));
     let expected = a.clone();
     let (result, _) = run(a, |mut h| async move {
         // Applying the same objects changes nothing: no status write, no event.
@@ -1776,14 +1786,7 @@ async fn an_app_deleted_without_the_finalizer_runs_no_cleanup() {
 
 #[tokio::test]
 async fn a_pinned_revision_is_looked_up_and_a_missing_one_is_looked_up_again_soon() {
-    let mut a = app(json!({"traffic": {"revisionName": "shop-00007"}}));
-    let observed = status::Observed {
-        knative: serde_json::from_value(ready_ksvc()).ok(),
-        revision_active: Some(true),
-        knative_generation: Some(1),
-        ..status::Observed::default()
-    };
-    a.status = Some(status::applied(&a, &observed, now()).status);
+    let a = with_ready_status(app(json!({"traffic": {"revisionName": "shop-00007"}})));
     let expected = a.clone();
     let (result, _) = run(a, |mut h| async move {
         expect_inspections(&mut h, steady([None, None, None])).await;
@@ -1816,23 +1819,6 @@ fn rendered_prewarm(app: &NextApp, kind: &str) -> Value {
         .into_iter()
         .find(|o| o["kind"] == kind && o["metadata"]["labels"].get("apps.kn-next.dev/imgcache").is_some())
         .unwrap()
-}
-
-/// Expects the metadata GET of `url` and answers with `meta` or 404.
-async fn expect_metadata(handle: &mut Handle, url: &str, meta: Option<Value>) {
-    let (accept, _, send) = expect_request(handle, Method::GET, &format!("{url}?&resourceVersion=0")).await;
-    assert!(
-        accept.contains("as=PartialObjectMetadata"),
-        "metadata only: {accept}"
-    );
-    match meta {
-        None => not_found(send),
-        Some(meta) => reply(
-            send,
-            StatusCode::OK,
-            &json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": meta}),
-        ),
-    }
 }
 
 #[tokio::test]
